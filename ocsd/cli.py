@@ -1,0 +1,176 @@
+"""The ``ocsd`` command: run | check-config | ctl."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from ocsd.settings import ConfigError, describe_settings, load_settings
+
+CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    return args.config or os.environ.get("OCSD_CONFIG") or None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ocsd.daemon import run
+    from ocsd.logs import configure_logging
+
+    try:
+        settings = load_settings(_config_path(args))
+    except ConfigError as exc:
+        print(f"ocsd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format)
+    return run(settings)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(f"ocsd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
+    print(describe_settings(settings))
+    print(
+        f"# OK: {len(settings.campaign_groups)} campaign group(s), "
+        f"{len(settings.calling_lists)} calling list(s)",
+    )
+    return 0
+
+
+# -- ctl: a small client of the control API -------------------------------------------
+
+CTL_REQUESTS = {
+    "load": "LoadCampaign",
+    "start": "StartDialing",
+    "setmode": "SetDialingMode",
+    "stop": "StopDialing",
+    "unload": "UnloadCampaign",
+    "force-unload": "ForceUnloadCampaign",
+}
+
+
+def _control_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    host = os.environ.get("OCSD_CONTROL_HOST", "127.0.0.1")
+    port = os.environ.get("OCSD_CONTROL_PORT", "8090")
+    path = _config_path(args)
+    if path and not (os.environ.get("OCSD_CONTROL_HOST") and os.environ.get("OCSD_CONTROL_PORT")):
+        try:
+            settings = load_settings(path)
+            host, port = settings.control_host, str(settings.control_port)
+        except ConfigError:
+            pass
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def _call(method: str, url: str, timeout: float) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, {"error": raw.decode("utf-8", "replace")}
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    base = _control_url(args)
+    try:
+        if args.action == "status":
+            url = f"{base}/campaigngroups" + (f"/{args.dbid}" if args.dbid else "")
+            code, data = _call("GET", url, args.timeout)
+        elif args.action == "health":
+            code, data = _call("GET", f"{base}/healthz", args.timeout)
+        else:
+            query: dict[str, str] = {"req": CTL_REQUESTS[args.action]}
+            for name in ("dialmode", "optimizeby", "optimizegoal"):
+                value = getattr(args, name, None)
+                if value is not None:
+                    query[name] = str(value)
+            if getattr(args, "auto_complete", None) is not None:
+                query["GSW_AUTO_COMPLETION"] = "1" if args.auto_complete else "0"
+            url = f"{base}/campaigngroups/{args.dbid}?{urllib.parse.urlencode(query)}"
+            code, data = _call("POST", url, args.timeout)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"ocsd ctl: cannot reach the control API at {base}: {reason}", file=sys.stderr)
+        return 3
+    print(json.dumps(data, indent=2))
+    return 0 if 200 <= code < 300 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocsd",
+        description="Simulator of the Genesys OCS campaign engine and its CampaignGroupState feed.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", "-c", help=CONFIG_HELP)
+    run.set_defaults(func=cmd_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration and print it")
+    check.add_argument("--config", "-c", help=CONFIG_HELP)
+    check.set_defaults(func=cmd_check_config)
+
+    ctl = commands.add_parser("ctl", help="drive a running daemon through its control API")
+    ctl.add_argument(
+        "--url", help="control API base URL (default: from --config, else http://127.0.0.1:8090)"
+    )
+    ctl.add_argument("--config", "-c", help="read control-host/control-port from this INI")
+    ctl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    actions = ctl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="all groups, or one by DBID")
+    status.add_argument("dbid", nargs="?", type=int)
+    actions.add_parser("health", help="the daemon's /healthz")
+    for name in CTL_REQUESTS:
+        sub = actions.add_parser(name, help=f"{CTL_REQUESTS[name]} request for a group")
+        sub.add_argument("dbid", type=int)
+        if name in ("start", "setmode"):
+            sub.add_argument(
+                "--dialmode", "--mode", dest="dialmode", help="e.g. predictive, progressive, 1"
+            )
+            sub.add_argument("--optimizeby", help="e.g. busy-factor, overdial-rate, 1")
+            sub.add_argument("--optimizegoal", "--goal", dest="optimizegoal", type=int)
+        if name in ("load", "start", "setmode"):
+            sub.add_argument(
+                "--auto-complete",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="GSW_AUTO_COMPLETION for this request",
+            )
+    ctl.set_defaults(func=cmd_ctl)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        code = 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Control API, modelled on OCS's HTTP interface: ``/campaigngroups/<DBID>?req=<action>``.
+
+Thin shell: it parses and checks parameters, hands a request to the daemon and turns
+the outcome into a status code. 404 unknown group, 409 not allowed in the current
+status, 400 bad parameter; every error body is ``{"error": ...}`` naming the problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
+from ocsd.engine import UnknownGroup
+from ocsd.genesys import DialMode, OptimizeBy, parse_enum, status_name
+from ocsd.logs import get_logger
+
+log = get_logger("ocsd.control")
+
+MAX_REQUEST_BYTES = 64 * 1024
+PARAMETERS = {
+    "req",
+    "dialmode",
+    "optimizeby",
+    "optimizegoal",
+    "gsw_auto_completion",
+    "autocomplete",
+}
+
+
+class Controller(Protocol):
+    """What the control API needs from the daemon."""
+
+    def handle_request(
+        self, dbid: int, request: Request, change: DialingChange, auto_complete: bool | None
+    ) -> dict[str, Any]: ...
+
+    def group_views(self) -> list[dict[str, Any]]: ...
+
+    def group_view(self, dbid: int) -> dict[str, Any]: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+CONTROLLER = web.AppKey("controller", Controller)
+
+
+def _json(data: Any, http_status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=http_status, content_type="application/json"
+    )
+
+
+def _error(http_status: int, message: str, **extra: Any) -> web.Response:
+    return _json({"error": message, **extra}, http_status=http_status)
+
+
+def _dbid(request: web.Request) -> int:
+    text = request.match_info["dbid"]
+    if not text.isdigit():
+        raise _BadParameter("dbid", f"must be a number, got {text!r}")
+    return int(text)
+
+
+class _BadParameter(Exception):
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}")
+
+
+async def _parameters(request: web.Request) -> dict[str, str]:
+    """Query parameters merged with a JSON object body; names are case-insensitive."""
+    params = {key.lower(): value for key, value in request.query.items()}
+    raw = await request.read()
+    if raw.strip():
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _BadParameter("body", f"not valid JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise _BadParameter("body", "must be a JSON object")
+        for key, value in body.items():
+            if isinstance(value, dict | list) or value is None:
+                raise _BadParameter(str(key), "must be a string or a number")
+            params[str(key).lower()] = str(value).lower() if isinstance(value, bool) else str(value)
+    for key in params:
+        if key not in PARAMETERS:
+            raise _BadParameter(
+                key, f"unknown parameter (accepted: {', '.join(sorted(PARAMETERS))})"
+            )
+    return params
+
+
+def _request_kind(params: dict[str, str]) -> Request:
+    value = params.get("req")
+    accepted = ", ".join(r.value for r in Request)
+    if not value:
+        raise _BadParameter("req", f"missing; one of {accepted}")
+    for kind in Request:
+        if kind.value.lower() == value.lower():
+            return kind
+    raise _BadParameter("req", f"unknown request {value!r}; one of {accepted}")
+
+
+def _dialing_change(params: dict[str, str]) -> DialingChange:
+    def parsed(name: str, enum: type[DialMode] | type[OptimizeBy]) -> Any:
+        if name not in params:
+            return None
+        try:
+            return parse_enum(enum, params[name])
+        except ValueError as exc:
+            raise _BadParameter(name, str(exc)) from None
+
+    goal: int | None = None
+    if "optimizegoal" in params:
+        text = params["optimizegoal"].strip()
+        if not text.lstrip("-").isdigit():
+            raise _BadParameter("optimizegoal", f"must be a whole number, got {text!r}")
+        goal = int(text)
+    return DialingChange(parsed("dialmode", DialMode), parsed("optimizeby", OptimizeBy), goal)
+
+
+def _auto_complete(params: dict[str, str]) -> bool | None:
+    for name in ("gsw_auto_completion", "autocomplete"):
+        if name in params:
+            value = params[name].strip().lower()
+            if value in ("1", "true", "yes", "on"):
+                return True
+            if value in ("0", "false", "no", "off"):
+                return False
+            raise _BadParameter(name, f"must be 1 or 0, got {params[name]!r}")
+    return None
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    return _json({"campaigngroups": request.app[CONTROLLER].group_views()})
+
+
+async def show_group(request: web.Request) -> web.Response:
+    try:
+        return _json(request.app[CONTROLLER].group_view(_dbid(request)))
+    except _BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.parameter)
+    except UnknownGroup:
+        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}")
+
+
+async def act_on_group(request: web.Request) -> web.Response:
+    try:
+        dbid = _dbid(request)
+        params = await _parameters(request)
+        kind = _request_kind(params)
+        change = _dialing_change(params)
+        auto = _auto_complete(params)
+        if kind not in (Request.START, Request.SET_DIAL_MODE) and not change.is_empty():
+            raise _BadParameter(
+                "dialmode",
+                f"{kind.value} takes no dialing parameters (StartDialing and SetDialingMode do)",
+            )
+        return _json(request.app[CONTROLLER].handle_request(dbid, kind, change, auto))
+    except _BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.parameter)
+    except InvalidParameter as exc:
+        return _error(400, str(exc), parameter=exc.parameter)
+    except UnknownGroup:
+        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}")
+    except RequestRefused as exc:
+        return _error(
+            409,
+            str(exc),
+            status={"code": int(exc.status), "name": status_name(exc.status)},
+            request=exc.request.value,
+        )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json(request.app[CONTROLLER].health())
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn aiohttp's own HTTP errors (404 route, 405, 413) into JSON naming the problem."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
+    except web.HTTPMethodNotAllowed as exc:
+        return _error(
+            405,
+            f"{request.method} not allowed on {request.path}; use {', '.join(sorted(exc.allowed_methods))}",
+        )
+    except web.HTTPNotFound:
+        return _error(404, f"no such resource {request.path}; see /campaigngroups")
+    except web.HTTPException as exc:
+        return _error(exc.status, exc.reason)
+    except Exception:
+        # A bug, not a user mistake: log it with its traceback, answer without one.
+        log.exception("control request failed", method=request.method, path=request.path)
+        return _error(500, "internal error; see the ocsd log")
+
+
+def create_app(controller: Controller) -> web.Application:
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_errors_as_json])
+    app[CONTROLLER] = controller
+    app.router.add_get("/campaigngroups", list_groups)
+    app.router.add_get("/campaigngroups/{dbid}", show_group)
+    app.router.add_post("/campaigngroups/{dbid}", act_on_group)
+    app.router.add_get("/healthz", healthz)
+    return app

@@ -1,0 +1,502 @@
+"""Configuration: an INI file plus ``OCSD_<OPTION>`` environment variables.
+
+pydantic-settings has no INI source, so :class:`IniSettingsSource` reads one; the
+environment is ordered before it, so an environment variable beats the file. Every
+error is turned into one line naming the file, line, section and option
+(:class:`ConfigError`), because a user fixing a config file needs the place, not a
+pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity, validate_dialing
+from ocsd.genesys import DialMode, OptimizeBy, parse_enum
+from ocsd.redact import redact_uri
+
+ENV_PREFIX = "OCSD_"
+#: Namespace of the UUIDs derived from DBIDs; never change it, receivers key on the UUIDs.
+UUID_NAMESPACE = uuid.UUID("6f1d3c2a-6b7e-5d1c-9a0e-0c5d0e0a7c11")
+
+GROUP_PREFIX = "campaign-group:"
+LIST_PREFIX = "calling-list:"
+
+#: INI section -> option -> settings field. [campaign-group:*] and [calling-list:*]
+#: sections map option names to the fields of their models the same way (dash -> underscore).
+SECTION_OPTIONS: dict[str, dict[str, str]] = {
+    "OCServer": {
+        "send-campaigngroup-states": "send_campaigngroup_states",
+        "campaigngroup-states-uri": "campaigngroup_states_uri",
+        "campaigngroup-states-interval": "campaigngroup_states_interval",
+        "http-response-timeout": "http_response_timeout",
+        "http-connection-pool-size": "http_connection_pool_size",
+    },
+    "tenant": {"name": "tenant_name", "ccid": "tenant_ccid"},
+    "ocsd": {
+        "control-host": "control_host",
+        "control-port": "control_port",
+        "log-format": "log_format",
+        "stats-window": "stats_window",
+        "time-scale": "time_scale",
+        "seed": "seed",
+    },
+}
+FIELD_PLACES: dict[str, tuple[str, str]] = {
+    field: (section, option)
+    for section, options in SECTION_OPTIONS.items()
+    for option, field in options.items()
+}
+
+
+class ConfigError(Exception):
+    """A configuration mistake, as one line that names where it is."""
+
+
+def derive_uuid(dbid: int) -> str:
+    """The stable UUID of a group that has none configured (spec 2: derived from the DBID)."""
+    return str(uuid.uuid5(UUID_NAMESPACE, f"campaign-group/{dbid}"))
+
+
+def _enum_validator(enum: type[DialMode] | type[OptimizeBy]) -> Any:
+    def parse(value: Any) -> Any:
+        if isinstance(value, enum):
+            return value
+        if isinstance(value, str | int):
+            return parse_enum(enum, value)
+        raise ValueError(f"expected a {enum.__name__} name or number")
+
+    return parse
+
+
+class CallingListSettings(BaseModel):
+    """A ``[calling-list:<name>]`` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dbid: Annotated[int, Field(gt=0)]
+    records: Annotated[int, Field(ge=0)] = 1000
+    # Outcome mix of one dial attempt (fractions; no-answer is the rest).
+    live_answer_rate: Annotated[float, Field(ge=0, le=1)] = 0.30
+    answering_machine_rate: Annotated[float, Field(ge=0, le=1)] = 0.15
+    busy_rate: Annotated[float, Field(ge=0, le=1)] = 0.10
+    # Mean seconds a live or machine answer takes to come; how long an unanswered call rings.
+    ring_time: Annotated[float, Field(gt=0)] = 12.0
+    no_answer_timeout: Annotated[float, Field(gt=0)] = 30.0
+    # Redial rule: busy/no-answer/machine records are retried after redial-delay seconds,
+    # at most max-attempts dial attempts per record in all.
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    redial_delay: Annotated[float, Field(ge=0)] = 900.0
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> CallingListSettings:
+        total = self.live_answer_rate + self.answering_machine_rate + self.busy_rate
+        if total > 1.0 + 1e-9:
+            raise _PlacedError(
+                ("busy_rate",),
+                f"live-answer-rate + answering-machine-rate + busy-rate = {total:g}, more than 1",
+            )
+        return self
+
+
+class CampaignGroupSettings(BaseModel):
+    """A ``[campaign-group:<name>]`` section; the section name is the group name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dbid: Annotated[int, Field(gt=0)]
+    uuid: str | None = None
+    campaign: str
+    group: str
+    template: str | None = None
+    queue: str
+    agents: Annotated[int, Field(ge=0)] = 10
+    # Mean seconds of talk and of after-call work per connected call.
+    talk_time: Annotated[float, Field(gt=0)] = 180.0
+    wrap_up_time: Annotated[float, Field(ge=0)] = 30.0
+    # Power modes: lines dialed per agent. GVP modes: IVR ports (they have no agents).
+    lines_per_agent: Annotated[float, Field(gt=0, le=20)] = 2.0
+    ports: Annotated[int, Field(ge=1)] = 30
+    dial_mode: DialMode = DialMode.PREDICTIVE
+    optimize_by: OptimizeBy = OptimizeBy.BUSY_FACTOR
+    optimize_goal: int = 80
+    calling_lists: tuple[str, ...]
+    auto_complete: bool = False
+
+    _parse_dial_mode = field_validator("dial_mode", mode="before")(_enum_validator(DialMode))
+    _parse_optimize_by = field_validator("optimize_by", mode="before")(_enum_validator(OptimizeBy))
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid_format(cls, value: str | None) -> str | None:
+        return None if value is None else str(uuid.UUID(value))
+
+    @field_validator("calling_lists", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if not value:
+            raise ValueError("name at least one calling list")
+        return value
+
+    @model_validator(mode="after")
+    def _dialing_is_valid(self) -> CampaignGroupSettings:
+        try:
+            validate_dialing(self.default_dialing())
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def default_dialing(self) -> Dialing:
+        return Dialing(self.dial_mode, self.optimize_by, self.optimize_goal)
+
+
+class Settings(BaseSettings):
+    """Every option of ocsd. Field names are the INI option names with underscores."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # [OCServer]: spec section 6
+    send_campaigngroup_states: bool = False
+    campaigngroup_states_uri: str | None = None
+    campaigngroup_states_interval: Annotated[int, Field(ge=0)] = 10
+    http_response_timeout: Annotated[float, Field(gt=0)] = 10.0
+    http_connection_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    # [tenant]
+    tenant_name: str = "Unknown"
+    tenant_ccid: str = "Unknown"
+    # [ocsd]
+    control_host: str = "127.0.0.1"
+    control_port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    log_format: Literal["json", "console", "genesys"] = "json"
+    stats_window: Annotated[float, Field(gt=0)] = 300.0
+    time_scale: Annotated[float, Field(gt=0, le=100_000)] = 1.0
+    seed: int | None = None
+    # [campaign-group:<name>] and [calling-list:<name>] sections
+    campaign_groups: dict[str, CampaignGroupSettings] = Field(default_factory=dict)
+    calling_lists: dict[str, CallingListSettings] = Field(default_factory=dict)
+
+    @field_validator("campaigngroup_states_uri")
+    @classmethod
+    def _http_uri(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL, got {redact_uri(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.send_campaigngroup_states and not self.campaigngroup_states_uri:
+            raise _PlacedError(
+                ("campaigngroup_states_uri",),
+                "is required when send-campaigngroup-states = true",
+            )
+        seen: dict[int, str] = {}
+        for name, group in self.campaign_groups.items():
+            for list_name in group.calling_lists:
+                if list_name not in self.calling_lists:
+                    raise _PlacedError(
+                        ("campaign_groups", name, "calling_lists"),
+                        f"names calling list {list_name!r}, which has no [calling-list:{list_name}] section",
+                    )
+            _claim(seen, group.dbid, f"[campaign-group:{name}]", ("campaign_groups", name, "dbid"))
+        for name, calling_list in self.calling_lists.items():
+            _claim(
+                seen, calling_list.dbid, f"[calling-list:{name}]", ("calling_lists", name, "dbid")
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, IniSettingsSource(settings_cls, _CURRENT_INI.get()))
+
+    # -- views used by the daemon ------------------------------------------------
+
+    @property
+    def delivers(self) -> bool:
+        return self.send_campaigngroup_states and self.campaigngroup_states_uri is not None
+
+    def group_identity(self, name: str) -> GroupIdentity:
+        group = self.campaign_groups[name]
+        return GroupIdentity(
+            name=name,
+            dbid=group.dbid,
+            uuid=group.uuid or derive_uuid(group.dbid),
+            campaign=group.campaign,
+            group=group.group,
+            queue=group.queue,
+            template=group.template,
+            calling_lists=tuple(
+                CallingListIdentity(list_name, self.calling_lists[list_name].dbid)
+                for list_name in group.calling_lists
+            ),
+        )
+
+
+class _PlacedError(ValueError):
+    """A cross-field error that knows which field it belongs to."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        self.loc = loc
+        super().__init__(message)
+
+
+def _claim(seen: dict[int, str], dbid: int, owner: str, loc: tuple[str, ...]) -> None:
+    if dbid in seen:
+        raise _PlacedError(loc, f"dbid {dbid} is already used by {seen[dbid]}")
+    seen[dbid] = owner
+
+
+# -- the INI source ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IniFile:
+    """A parsed INI file: settings values, plus where each option was written."""
+
+    path: str
+    values: dict[str, Any]
+    lines: dict[tuple[str, str], int]  # (section, option) -> line; option "" = header
+
+    def place(self, section: str, option: str) -> str:
+        line = self.lines.get((section, option)) or self.lines.get((section, ""))
+        return f"{self.path}:{line}" if line else self.path
+
+
+_CURRENT_INI: ContextVar[IniFile | None] = ContextVar("ocsd_ini", default=None)
+
+
+class IniSettingsSource(PydanticBaseSettingsSource):
+    """Hands the values of a parsed INI file to pydantic-settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], ini: IniFile | None) -> None:
+        super().__init__(settings_cls)
+        self._values = ini.values if ini else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+_SECTION_RE = re.compile(r"^\[(?P<name>[^\]]+)\]")
+_OPTION_RE = re.compile(r"^(?P<name>[^=:\s;#][^=:]*?)\s*[=:]")
+
+
+def _line_numbers(text: str) -> dict[tuple[str, str], int]:
+    lines: dict[tuple[str, str], int] = {}
+    section = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := _SECTION_RE.match(line):
+            section = match["name"].strip()
+            lines.setdefault((section, ""), number)
+        elif match := _OPTION_RE.match(line):
+            lines.setdefault((section, match["name"].strip().lower()), number)
+    return lines
+
+
+def _canonical_section(name: str) -> str | None:
+    for known in SECTION_OPTIONS:
+        if name.lower() == known.lower():
+            return known
+    return None
+
+
+def parse_ini(text: str, path: str) -> IniFile:
+    """Parse INI text into settings values; unknown sections and options are errors."""
+    lines = _line_numbers(text)
+    parser = configparser.ConfigParser(
+        interpolation=None, inline_comment_prefixes=("#",), strict=True, empty_lines_in_values=False
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: section [{exc.section}] appears twice") from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}: [{exc.section}] {exc.option}: option appears twice"
+        ) from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: an option before any [section]") from None
+    except configparser.ParsingError as exc:
+        line = exc.errors[0][0] if exc.errors else "?"
+        raise ConfigError(f"{path}:{line}: not an INI line (expected 'option = value')") from None
+
+    ini = IniFile(path, {}, lines)
+    values = ini.values
+    for section in parser.sections():
+        options = dict(parser.items(section))
+        where = ini.place(section, "")
+        if section.startswith(GROUP_PREFIX) or section.startswith(LIST_PREFIX):
+            is_group = section.startswith(GROUP_PREFIX)
+            prefix = GROUP_PREFIX if is_group else LIST_PREFIX
+            model: type[BaseModel] = CampaignGroupSettings if is_group else CallingListSettings
+            name = section[len(prefix) :].strip()
+            if not name:
+                raise ConfigError(f"{where}: [{section}] needs a name after '{prefix}'")
+            entry: dict[str, str] = {}
+            for option, value in options.items():
+                field = option.replace("-", "_")
+                if field not in model.model_fields:
+                    known = ", ".join(f.replace("_", "-") for f in model.model_fields)
+                    raise ConfigError(
+                        f"{ini.place(section, option)}: [{section}] {option}: unknown option "
+                        f"(known: {known})"
+                    )
+                entry[field] = value
+            values.setdefault("campaign_groups" if is_group else "calling_lists", {})[name] = entry
+            continue
+        canonical = _canonical_section(section)
+        if canonical is None:
+            raise ConfigError(
+                f"{where}: [{section}] unknown section (known: OCServer, tenant, ocsd, "
+                "campaign-group:<name>, calling-list:<name>)"
+            )
+        known_options = SECTION_OPTIONS[canonical]
+        for option, value in options.items():
+            if option not in known_options:
+                raise ConfigError(
+                    f"{ini.place(section, option)}: [{section}] {option}: unknown option "
+                    f"(known: {', '.join(known_options)})"
+                )
+            values[known_options[option]] = value
+    return ini
+
+
+def _env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _explain(exc: ValidationError, ini: IniFile | None) -> str:
+    """One line for the first validation error, naming the place the value came from."""
+    error = exc.errors()[0]
+    loc = tuple(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    ctx_error = error.get("ctx", {}).get("error")
+    if isinstance(ctx_error, _PlacedError):
+        loc = (*loc, *ctx_error.loc)  # the validator's model, then the field it names
+    return _describe(loc, message, ini)
+
+
+def _describe(loc: tuple[str, ...], message: str, ini: IniFile | None) -> str:
+    path = ini.path if ini else "<no file>"
+    if len(loc) >= 2 and loc[0] in ("campaign_groups", "calling_lists"):
+        prefix = GROUP_PREFIX if loc[0] == "campaign_groups" else LIST_PREFIX
+        section = f"{prefix}{loc[1]}"
+        option = loc[2].replace("_", "-") if len(loc) > 2 else ""
+        where = ini.place(section, option) if ini else path
+        return f"{where}: [{section}] {option or '(section)'}: {message}".replace(" : ", ": ")
+    field = loc[0] if loc else ""
+    if field in FIELD_PLACES:
+        section, option = FIELD_PLACES[field]
+        if _env_name(field) in {k.upper() for k in os.environ}:
+            return f"environment {_env_name(field)} ([{section}] {option}): {message}"
+        where = ini.place(section, option) if ini else path
+        return f"{where}: [{section}] {option}: {message}"
+    return f"{path}: {'.'.join(loc) or 'configuration'}: {message}"
+
+
+def default_config_text() -> str:
+    """The example configuration embedded in the package (used when no file is given)."""
+    return resources.files("ocsd").joinpath("data/ocsd.ini").read_text(encoding="utf-8")
+
+
+@contextmanager
+def _ini_in_use(ini: IniFile | None) -> Iterator[None]:
+    token = _CURRENT_INI.set(ini)
+    try:
+        yield
+    finally:
+        _CURRENT_INI.reset(token)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from ``path`` (or the embedded example) and the environment.
+
+    Raises ConfigError with one line naming the file, line, section and option.
+    """
+    if path is None:
+        text, name = default_config_text(), "<embedded ocsd.ini>"
+    else:
+        name = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{name}: configuration file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{name}: cannot read configuration file: {exc}") from None
+    ini = parse_ini(text, name)
+    with _ini_in_use(ini):
+        try:
+            return Settings()
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, ini)) from None
+        except _PlacedError as exc:  # pragma: no cover - pydantic wraps these
+            raise ConfigError(_describe(exc.loc, str(exc), ini)) from None
+
+
+def describe_settings(settings: Settings) -> str:
+    """The effective settings as INI text, secrets redacted (for ``check-config``)."""
+    out: list[str] = []
+    for section, options in SECTION_OPTIONS.items():
+        out.append(f"[{section}]")
+        for option, field in options.items():
+            value = getattr(settings, field)
+            if field == "campaigngroup_states_uri" and value:
+                value = redact_uri(value)
+            out.append(f"{option} = {_ini_value(value)}")
+        out.append("")
+    for name, cl in settings.calling_lists.items():
+        out.append(f"[{LIST_PREFIX}{name}]")
+        out.extend(f"{k.replace('_', '-')} = {_ini_value(v)}" for k, v in cl.model_dump().items())
+        out.append("")
+    for name in settings.campaign_groups:
+        group = settings.campaign_groups[name]
+        out.append(f"[{GROUP_PREFIX}{name}]")
+        for key, value in group.model_dump().items():
+            if key == "uuid" and value is None:
+                value = f"{derive_uuid(group.dbid)}  # derived from dbid"
+            if value is None:
+                out.append(f"; {key.replace('_', '-')} is not set")
+                continue
+            out.append(f"{key.replace('_', '-')} = {_ini_value(value)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _ini_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, DialMode | OptimizeBy):
+        return f"{value.name.lower().replace('_', '-')}"
+    if isinstance(value, tuple | list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
