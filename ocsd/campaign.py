@@ -222,8 +222,7 @@ class CampaignGroup:
         defaults = self.default_dialing
         self.dialing = validate_dialing(change.resolve(defaults, defaults))
         self.status = GroupStatus.RUNNING
-        if auto_complete is not None:
-            self.auto_complete = auto_complete
+        self.auto_complete = self._auto_complete(auto_complete)
         return [self._transition(Action.START, actor, now)]
 
     def _set_dial_mode(
@@ -242,8 +241,7 @@ class CampaignGroup:
         if refusal:
             self._refuse(Request.SET_DIAL_MODE, refusal)
         self.dialing = new
-        if auto_complete is not None:
-            self.auto_complete = auto_complete
+        self.auto_complete = self._auto_complete(auto_complete)
         return [self._transition(Action.SET_DIAL_MODE, actor, now)]
 
     def _stop(
@@ -285,6 +283,7 @@ class CampaignGroup:
     # -- helpers ---------------------------------------------------------------
 
     def _auto_complete(self, requested: bool | None) -> bool:
+        """Spec 5: GSW_AUTO_COMPLETION is asked for per request; absent means the default."""
         return self.default_auto_complete if requested is None else requested
 
     def _require(

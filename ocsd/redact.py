@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
 _SECRET_KEY = re.compile(r"(pass|pwd|secret|token|key|sig|auth|cred)", re.IGNORECASE)
+
+
+def _mask_pair(pair: str) -> str:
+    """``token=abc`` -> ``token=***``; any other pair stays byte for byte as written."""
+    key, sep, _value = pair.partition("=")
+    return f"{key}={REDACTED}" if sep and _SECRET_KEY.search(unquote(key)) else pair
 
 
 def redact_uri(uri: str) -> str:
@@ -19,12 +25,7 @@ def redact_uri(uri: str) -> str:
         netloc = parts.netloc
         if "@" in netloc:
             netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode(
-                [(k, REDACTED if _SECRET_KEY.search(k) else v) for k, v in pairs], safe="*"
-            )
+        query = "&".join(_mask_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return "<unparsable URI>"

@@ -315,6 +315,7 @@ def _line_numbers(text: str) -> dict[tuple[str, str], int]:
     for number, line in enumerate(text.splitlines(), start=1):
         if match := _SECTION_RE.match(line):
             section = match["name"].strip()
+            section = _canonical_section(section) or section
             lines.setdefault((section, ""), number)
         elif match := _OPTION_RE.match(line):
             lines.setdefault((section, match["name"].strip().lower()), number)
@@ -382,7 +383,7 @@ def parse_ini(text: str, path: str) -> IniFile:
         for option, value in options.items():
             if option not in known_options:
                 raise ConfigError(
-                    f"{ini.place(section, option)}: [{section}] {option}: unknown option "
+                    f"{ini.place(canonical, option)}: [{section}] {option}: unknown option "
                     f"(known: {', '.join(known_options)})"
                 )
             values[known_options[option]] = value

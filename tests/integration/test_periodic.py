@@ -1,0 +1,59 @@
+"""Periodic notifications (81001): every interval, for loaded groups only, off at 0."""
+
+from __future__ import annotations
+
+import itertools
+
+
+async def test_periodic_bodies_every_interval_for_loaded_groups_only(
+    start_daemon, receiver, ini_sections
+):
+    ocsd = await start_daemon(ini_sections(receiver.url, interval=1))
+    await ocsd.control.ok(101, "LoadCampaign")
+    await ocsd.control.ok(103, "LoadCampaign")  # 102 stays NotLoaded
+
+    ticks = await receiver.wait_for(3, receiver.periodic_of(101), within=5)
+    for r in ticks:
+        body = r.json
+        assert body["GSW_USER_EVENT"] == "CampaignGroupState"
+        assert body["GSW_CAMPAIGN_GROUP_ACTION"] == 0
+        assert body["GSW_CAMPAIGN_GROUP_ACTOR"] == 0
+        assert body["GSW_CAMPAIGN_GROUP_STATUS"] == 4
+        assert "GSW_DIAL_MODE" not in body
+    gaps = [b.at - a.at for a, b in itertools.pairwise(ticks[:3])]
+    assert all(0.7 < gap < 1.3 for gap in gaps), f"periodic bodies not ~1 s apart: {gaps}"
+    stamps = [float(r.json["GSW_DATE_TIME"]) for r in ticks[:3]]
+    assert all(0.7 < b - a < 1.3 for a, b in itertools.pairwise(stamps)), stamps
+    await receiver.wait_for(2, receiver.periodic_of(103), within=2)
+    assert receiver.count(receiver.periodic_of(102)) == 0, "periodic body for a NotLoaded group"
+
+    # running: periodic bodies carry the dialing
+    await ocsd.control.ok(101, "StartDialing")
+    running = await receiver.wait_for(
+        1, lambda r: r.periodic and r.dbid == "101" and r.json["GSW_CAMPAIGN_GROUP_STATUS"] == 5
+    )
+    assert running[0].json["GSW_DIAL_MODE"] == 1
+    assert running[0].json["GSW_OPTIMIZE_BY"] == 1
+    assert running[0].json["GSW_OPTIMIZE_GOAL"] == 85
+
+    # unloaded: no more periodic bodies for it
+    await ocsd.control.ok(101, "UnloadCampaign")
+    await ocsd.control.ok(103, "ForceUnloadCampaign")
+    await receiver.wait_for(1, lambda r: r.action == 8 and r.dbid == "101")
+    await receiver.wait_for(1, lambda r: r.action == 29 and r.dbid == "103")
+    unloaded_at = len(receiver.received)
+    await receiver.settle(1.6)
+    late = [r for r in receiver.received[unloaded_at:] if r.periodic]
+    assert late == [], f"periodic bodies after unload: {late}"
+
+
+async def test_interval_zero_turns_periodic_notifications_off(start_daemon, receiver, ini_sections):
+    ocsd = await start_daemon(ini_sections(receiver.url, interval=0))
+    await ocsd.control.ok(101, "LoadCampaign")
+    await ocsd.control.ok(102, "LoadCampaign")
+    await ocsd.control.ok(102, "StartDialing")
+    await receiver.wait_for(3)
+    await receiver.settle(1.5)
+    # bodies of different groups may arrive in either order
+    assert sorted(r.action for r in receiver.received) == [7, 7, 9], receiver.received
+    assert receiver.count(lambda r: r.periodic) == 0

@@ -1,0 +1,200 @@
+"""The Engine: requests and ticks in, immutable snapshots out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ocsd.body import GroupSnapshot
+from ocsd.campaign import (
+    CallingListIdentity,
+    Dialing,
+    DialingChange,
+    GroupIdentity,
+    Request,
+    RequestRefused,
+)
+from ocsd.engine import Engine, GroupDefinition, UnknownGroup
+from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+
+NOW = 1763912345.5
+
+
+def definition(
+    dbid: int, dialing: Dialing, *lists: tuple[str, int], agents: int = 10
+) -> GroupDefinition:
+    identity = GroupIdentity(
+        name=f"Group {dbid}",
+        dbid=dbid,
+        uuid=f"00000000-0000-4000-8000-{dbid:012d}",
+        campaign=f"Campaign {dbid}",
+        group=f"Team {dbid}",
+        queue=f"7{dbid}",
+        calling_lists=tuple(CallingListIdentity(name, list_dbid) for name, list_dbid in lists),
+    )
+    return GroupDefinition(identity, dialing, agents=agents)
+
+
+PREDICTIVE = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85)
+PROGRESSIVE = Dialing(DialMode.PROGRESSIVE)
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine(
+        [
+            definition(101, PREDICTIVE, ("Q4", 201), ("Lapsed", 202), agents=25),
+            definition(102, PROGRESSIVE, ("Collections", 211)),
+            definition(103, PREDICTIVE, ("Survey", 221)),
+            definition(104, PROGRESSIVE, ("Spare", 231)),
+        ]
+    )
+
+
+def list_ids(snapshot: GroupSnapshot) -> list[tuple[str, int]]:
+    return [(cl.name, cl.dbid) for cl in snapshot.statistics.calling_lists]
+
+
+def test_request_returns_a_snapshot_per_transition_with_every_calling_list(
+    engine: Engine,
+) -> None:
+    [loaded] = engine.request(101, Request.LOAD, Actor.CLIENT, NOW)
+    engine.request(101, Request.START, Actor.CLIENT, NOW + 1)
+    stop, unload = engine.request(101, Request.UNLOAD, Actor.SCHEDULE, NOW + 2)
+
+    assert (loaded.action, loaded.actor, loaded.status, loaded.at) == (
+        Action.LOAD,
+        Actor.CLIENT,
+        GroupStatus.ACTIVE,
+        NOW,
+    )
+    assert loaded.identity.dbid == 101
+    assert (stop.action, stop.status) == (Action.STOP, GroupStatus.ACTIVE)
+    assert (unload.action, unload.actor, unload.status) == (
+        Action.UNLOAD,
+        Actor.SCHEDULE,
+        GroupStatus.NOT_LOADED,
+    )
+    for snapshot in (loaded, stop, unload):
+        assert list_ids(snapshot) == [("Q4", 201), ("Lapsed", 202)]
+
+
+def test_a_start_snapshot_carries_the_dialing(engine: Engine) -> None:
+    engine.request(102, Request.LOAD, Actor.CLIENT, NOW)
+
+    [started] = engine.request(102, Request.START, Actor.CLIENT, NOW)
+
+    assert started.status == GroupStatus.RUNNING
+    assert started.dialing == PROGRESSIVE
+
+
+def test_a_refused_request_raises_and_changes_nothing(engine: Engine) -> None:
+    with pytest.raises(RequestRefused):
+        engine.request(101, Request.START, Actor.CLIENT, NOW)
+
+    assert engine.group(101).status == GroupStatus.NOT_LOADED
+    assert engine.periodic(NOW) == []
+
+
+def test_periodic_reports_every_loaded_group_and_no_other(engine: Engine) -> None:
+    engine.request(101, Request.LOAD, Actor.CLIENT, NOW)
+    engine.request(101, Request.START, Actor.CLIENT, NOW)
+    engine.request(102, Request.LOAD, Actor.CLIENT, NOW)
+    engine.request(103, Request.LOAD, Actor.CLIENT, NOW)
+    engine.group(103).calls_in_progress = 2
+    engine.request(103, Request.UNLOAD, Actor.CLIENT, NOW)
+    # 104 stays NotLoaded
+
+    tick = NOW + 10
+    snapshots = engine.periodic(tick)
+
+    assert [(s.identity.dbid, s.status) for s in snapshots] == [
+        (101, GroupStatus.RUNNING),
+        (102, GroupStatus.ACTIVE),
+        (103, GroupStatus.WAITING_UNLOAD),
+    ]
+    for snapshot in snapshots:
+        assert snapshot.action == Action.PERIODIC == 0
+        assert snapshot.actor == Actor.UNKNOWN == 0
+        assert snapshot.periodic
+        assert snapshot.at == tick
+        assert list_ids(snapshot) == [(cl.name, cl.dbid) for cl in snapshot.identity.calling_lists]
+    assert snapshots[0].dialing == PREDICTIVE
+    assert snapshots[1].dialing is None
+    assert snapshots[2].dialing is None
+
+
+def test_periodic_with_no_loaded_group_is_empty(engine: Engine) -> None:
+    engine.request(101, Request.LOAD, Actor.CLIENT, NOW)
+    engine.request(101, Request.FORCE_UNLOAD, Actor.CLIENT, NOW)
+
+    assert engine.periodic(NOW + 10) == []
+
+
+def test_an_unknown_dbid_is_refused(engine: Engine) -> None:
+    with pytest.raises(UnknownGroup):
+        engine.request(999, Request.LOAD, Actor.CLIENT, NOW)
+    with pytest.raises(UnknownGroup):
+        engine.view(999)
+    with pytest.raises(UnknownGroup):
+        engine.group(999)
+    assert 999 not in engine
+    assert 101 in engine
+
+
+def test_view_of_a_group_through_its_life_cycle(engine: Engine) -> None:
+    def view() -> dict[str, object]:
+        result = engine.view(101)
+        assert json.loads(json.dumps(result)) == result  # plain JSON
+        return result
+
+    not_loaded = view()
+    assert not_loaded["status"] == {"code": 0, "name": "NotLoaded"}
+    assert not_loaded["dial_mode"] is None
+    assert not_loaded["dbid"] == 101
+    assert not_loaded["agents"] == 25
+
+    engine.request(101, Request.LOAD, Actor.CLIENT, NOW)
+    assert view()["status"] == {"code": 4, "name": "Active"}
+    assert view()["dial_mode"] is None
+
+    engine.request(101, Request.START, Actor.CLIENT, NOW)
+    running = view()
+    assert running["status"] == {"code": 5, "name": "Running"}
+    assert running["dial_mode"] == {"code": 1, "name": "predictive"}
+    assert running["optimize_by"] == {"code": 1, "name": "busy-factor"}
+    assert running["optimize_goal"] == 85
+
+    engine.request(
+        101, Request.SET_DIAL_MODE, Actor.CLIENT, NOW, DialingChange(DialMode.PROGRESSIVE)
+    )
+    progressive = view()
+    assert progressive["dial_mode"] == {"code": 2, "name": "progressive"}
+    assert progressive["optimize_by"] is None
+    assert progressive["optimize_goal"] is None
+
+    engine.request(101, Request.STOP, Actor.CLIENT, NOW)
+    stopped = view()
+    assert stopped["status"] == {"code": 4, "name": "Active"}
+    assert stopped["dial_mode"] is None
+
+
+def test_view_lists_the_statistics_of_every_calling_list(engine: Engine) -> None:
+    statistics = engine.view(101)["statistics"]
+
+    assert [(cl["name"], cl["dbid"]) for cl in statistics["calling_lists"]] == [
+        ("Q4", 201),
+        ("Lapsed", 202),
+    ]
+    assert set(statistics) == {
+        "busy_factor",
+        "hit_ratio",
+        "overdial_rate",
+        "time_to_complete",
+        "calling_lists",
+    }
+
+
+def test_views_follow_the_configuration_order(engine: Engine) -> None:
+    assert [view["dbid"] for view in engine.views()] == [101, 102, 103, 104]

@@ -1,0 +1,414 @@
+"""Configuration: the INI file, the environment, and errors that name their place."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from ocsd.campaign import CallingListIdentity
+from ocsd.genesys import DialMode, OptimizeBy
+from ocsd.settings import ConfigError, describe_settings, load_settings
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "ocsd.ini"
+
+#: A valid group with one calling list, eight lines long; error tests append to it.
+GROUP_AND_LIST = (
+    "[calling-list:L1]",  # 1
+    "dbid = 201",  # 2
+    "[campaign-group:G1]",  # 3
+    "dbid = 101",  # 4
+    "campaign = C",  # 5
+    "group = Team",  # 6
+    "queue = 7001",  # 7
+    "calling-lists = L1",  # 8
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_ocsd_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own OCSD_* variables must not leak into these tests."""
+    for name in list(os.environ):
+        if name.upper().startswith("OCSD_"):
+            monkeypatch.delenv(name)
+
+
+def ini_file(tmp_path: Path, *lines: str, name: str = "ocsd.ini") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def config_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def assert_names_place(message: str, path: Path, line: int, section: str, option: str) -> None:
+    assert message.startswith(f"{path}:{line}: "), message
+    assert f"[{section}]" in message, message
+    assert option in message, message
+
+
+# -- defaults and parsing -----------------------------------------------------------
+
+
+def test_defaults_of_an_empty_file(tmp_path: Path) -> None:
+    settings = load_settings(ini_file(tmp_path, "; nothing set"))
+
+    assert settings.send_campaigngroup_states is False
+    assert settings.campaigngroup_states_uri is None
+    assert settings.campaigngroup_states_interval == 10
+    assert settings.http_response_timeout == 10.0
+    assert settings.http_connection_pool_size == 10
+    assert (settings.tenant_name, settings.tenant_ccid) == ("Unknown", "Unknown")
+    assert (settings.control_host, settings.control_port) == ("127.0.0.1", 8090)
+    assert settings.log_format == "json"
+    assert settings.campaign_groups == {}
+    assert settings.delivers is False
+
+
+def test_ocserver_options_are_read(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",
+        "send-campaigngroup-states = true",
+        "campaigngroup-states-uri = https://receiver.example:8443/ocs/state",
+        "campaigngroup-states-interval = 0",
+        "http-response-timeout = 2.5",
+        "http-connection-pool-size = 32",
+        "[tenant]",
+        "name = Environment",
+        "ccid = 101",
+    )
+
+    settings = load_settings(path)
+
+    assert settings.send_campaigngroup_states is True
+    assert settings.campaigngroup_states_uri == "https://receiver.example:8443/ocs/state"
+    assert settings.campaigngroup_states_interval == 0
+    assert settings.http_response_timeout == 2.5
+    assert settings.http_connection_pool_size == 32
+    assert (settings.tenant_name, settings.tenant_ccid) == ("Environment", "101")
+    assert settings.delivers is True
+
+
+def test_groups_and_lists_by_name(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[calling-list:Q4]",
+        "dbid = 201",
+        "[calling-list:Lapsed]",
+        "dbid = 202",
+        "[campaign-group:Renewals@Retention Team]",
+        "dbid = 101",
+        "campaign = Renewals",
+        "group = Retention Team",
+        "template = Retention Template",
+        "queue = 7001",
+        "dial-mode = Predictive-With-Seizing",
+        "optimize-by = overdial-rate",
+        "optimize-goal = 3",
+        "calling-lists = Q4 ,  Lapsed",
+    )
+
+    settings = load_settings(path)
+    group = settings.campaign_groups["Renewals@Retention Team"]
+    identity = settings.group_identity("Renewals@Retention Team")
+
+    assert group.dial_mode == DialMode.PREDICTIVE_WITH_SEIZING
+    assert group.optimize_by == OptimizeBy.OVERDIAL_RATE
+    assert group.optimize_goal == 3
+    assert group.calling_lists == ("Q4", "Lapsed")
+    assert identity.dbid == 101
+    assert (identity.campaign, identity.group, identity.queue) == (
+        "Renewals",
+        "Retention Team",
+        "7001",
+    )
+    assert identity.template == "Retention Template"
+    assert identity.calling_lists == (
+        CallingListIdentity("Q4", 201),
+        CallingListIdentity("Lapsed", 202),
+    )
+
+
+def test_dial_mode_and_optimize_by_as_genesys_numbers(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path, *GROUP_AND_LIST, "dial-mode = 10", "optimize-by = 3", "optimize-goal = 20"
+    )
+
+    group = load_settings(path).campaign_groups["G1"]
+
+    assert group.dial_mode == DialMode.PREDICTIVE_GVP
+    assert group.optimize_by == OptimizeBy.AVERAGE_WAITING_TIME
+
+
+def test_a_group_without_template_has_none(tmp_path: Path) -> None:
+    settings = load_settings(ini_file(tmp_path, *GROUP_AND_LIST))
+    assert settings.group_identity("G1").template is None
+
+
+def test_derived_uuid_depends_only_on_the_dbid(tmp_path: Path) -> None:
+    first = load_settings(ini_file(tmp_path, *GROUP_AND_LIST, name="a.ini"))
+    again = load_settings(ini_file(tmp_path, *GROUP_AND_LIST, name="a.ini"))
+    renamed = load_settings(
+        ini_file(
+            tmp_path,
+            *(line.replace("G1", "Renamed") for line in GROUP_AND_LIST),
+            name="b.ini",
+        )
+    )
+    other_dbid = load_settings(
+        ini_file(
+            tmp_path,
+            *(line.replace("dbid = 101", "dbid = 102") for line in GROUP_AND_LIST),
+            name="c.ini",
+        )
+    )
+
+    derived = first.group_identity("G1").uuid
+    assert str(uuid.UUID(derived)) == derived
+    assert again.group_identity("G1").uuid == derived
+    assert renamed.group_identity("Renamed").uuid == derived
+    assert other_dbid.group_identity("G1").uuid != derived
+
+
+def test_a_configured_uuid_is_kept(tmp_path: Path) -> None:
+    configured = "0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44"
+    path = ini_file(tmp_path, *GROUP_AND_LIST, f"uuid = {configured}")
+
+    assert load_settings(path).group_identity("G1").uuid == configured
+
+
+# -- the environment beats the file --------------------------------------------------
+
+
+def test_environment_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",
+        "campaigngroup-states-interval = 10",
+        "[tenant]",
+        "name = FromFile",
+    )
+    monkeypatch.setenv("OCSD_CAMPAIGNGROUP_STATES_INTERVAL", "3")
+    monkeypatch.setenv("OCSD_TENANT_NAME", "FromEnvironment")
+
+    settings = load_settings(path)
+
+    assert settings.campaigngroup_states_interval == 3
+    assert settings.tenant_name == "FromEnvironment"
+
+
+def test_environment_alone_turns_delivery_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCSD_SEND_CAMPAIGNGROUP_STATES", "true")
+    monkeypatch.setenv("OCSD_CAMPAIGNGROUP_STATES_URI", "http://127.0.0.1:9000/state")
+
+    settings = load_settings(ini_file(tmp_path, "[OCServer]"))
+
+    assert settings.delivers is True
+    assert settings.campaigngroup_states_uri == "http://127.0.0.1:9000/state"
+
+
+# -- errors name the file, line, section and option ------------------------------------
+
+
+def test_unknown_option(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",  # 1
+        "send-campaigngroup-states = false",  # 2
+        "campaigngroup-state-interval = 5",  # 3: typo
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 3, "OCServer", "campaigngroup-state-interval")
+    assert "unknown option" in message
+
+
+def test_unknown_option_in_a_group(tmp_path: Path) -> None:
+    path = ini_file(tmp_path, *GROUP_AND_LIST, "colour = blue")  # 9
+    message = config_error(path)
+    assert_names_place(message, path, 9, "campaign-group:G1", "colour")
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",  # 1
+        "",  # 2
+        "[OCSever]",  # 3: typo
+        "http-response-timeout = 5",  # 4
+    )
+    message = config_error(path)
+    assert message.startswith(f"{path}:3: "), message
+    assert "[OCSever]" in message
+    assert "unknown section" in message
+
+
+def test_group_naming_a_missing_calling_list(tmp_path: Path) -> None:
+    lines = list(GROUP_AND_LIST)
+    lines[7] = "calling-lists = L1, L2"  # 8
+    path = ini_file(tmp_path, *lines)
+    message = config_error(path)
+    assert_names_place(message, path, 8, "campaign-group:G1", "calling-lists")
+    assert "'L2'" in message
+
+
+def test_duplicate_dbid_of_two_groups(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        *GROUP_AND_LIST,
+        "[campaign-group:G2]",  # 9
+        "dbid = 101",  # 10
+        "campaign = C2",
+        "group = Team",
+        "queue = 7002",
+        "calling-lists = L1",
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 10, "campaign-group:G2", "dbid")
+    assert "[campaign-group:G1]" in message
+
+
+def test_duplicate_dbid_of_a_group_and_a_list(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        *GROUP_AND_LIST,
+        "[calling-list:L2]",  # 9
+        "dbid = 101",  # 10
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 10, "calling-list:L2", "dbid")
+    assert "[campaign-group:G1]" in message
+
+
+@pytest.mark.parametrize(
+    "uri", ["ftp://receiver.example/state", "receiver.example/state", "http:///no-host"]
+)
+def test_uri_must_be_http_or_https(tmp_path: Path, uri: str) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",  # 1
+        "send-campaigngroup-states = true",  # 2
+        f"campaigngroup-states-uri = {uri}",  # 3
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 3, "OCServer", "campaigngroup-states-uri")
+
+
+def test_sending_without_a_uri(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",  # 1: where the missing option belongs
+        "send-campaigngroup-states = true",  # 2
+        "campaigngroup-states-interval = 5",  # 3
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 1, "OCServer", "campaigngroup-states-uri")
+    assert "required" in message
+
+
+def test_bad_dial_mode_name(tmp_path: Path) -> None:
+    path = ini_file(tmp_path, *GROUP_AND_LIST, "dial-mode = turbo")  # 9
+    message = config_error(path)
+    assert_names_place(message, path, 9, "campaign-group:G1", "dial-mode")
+    assert "turbo" in message
+    assert "progressive (2)" in message
+
+
+def test_negative_interval(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "; comment",  # 1
+        "[OCServer]",  # 2
+        "campaigngroup-states-interval = -1",  # 3
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 3, "OCServer", "campaigngroup-states-interval")
+
+
+def test_error_in_a_section_written_in_lower_case_still_names_the_line(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[ocserver]",  # 1: section names are accepted in any case
+        "campaigngroup-states-interval = -1",  # 2
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 2, "OCServer", "campaigngroup-states-interval")
+
+
+def test_bad_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCSD_CAMPAIGNGROUP_STATES_INTERVAL", "soon")
+    path = ini_file(tmp_path, "[OCServer]", "campaigngroup-states-interval = 10")
+
+    message = config_error(path)
+
+    assert message.startswith("environment OCSD_CAMPAIGNGROUP_STATES_INTERVAL"), message
+    assert "[OCServer] campaigngroup-states-interval" in message
+
+
+def test_duplicate_option_in_a_section(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[tenant]",  # 1
+        "name = A",  # 2
+        "ccid = 1",  # 3
+        "name = B",  # 4
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 4, "tenant", "name")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.ini"
+    message = config_error(path)
+    assert message.startswith(f"{path}: ")
+    assert "not found" in message
+
+
+# -- describe_settings and the embedded example ---------------------------------------
+
+
+def test_describe_settings_never_shows_the_password(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",
+        "send-campaigngroup-states = true",
+        "campaigngroup-states-uri = https://ocs:s3cr3t-pw@receiver.example:8443/state",
+        *GROUP_AND_LIST,
+    )
+
+    text = describe_settings(load_settings(path))
+
+    assert "s3cr3t-pw" not in text
+    assert "receiver.example:8443/state" in text
+    assert "[campaign-group:G1]" in text
+
+
+def test_embedded_config_is_the_example_file() -> None:
+    embedded = resources.files("ocsd").joinpath("data/ocsd.ini").read_bytes()
+
+    assert embedded == REPO_CONFIG.read_bytes()
+    assert load_settings(None) == load_settings(REPO_CONFIG)
+
+
+def test_the_example_config_loads() -> None:
+    settings = load_settings(None)
+
+    assert settings.delivers is True
+    assert set(settings.campaign_groups) == {
+        "Renewals@Retention Team",
+        "Collections@Collections Desk",
+        "Customer Survey@IVR",
+    }
