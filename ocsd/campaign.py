@@ -93,6 +93,8 @@ class DialingChange:
         optimize_by = self.optimize_by
         if optimize_by is None:
             optimize_by = current.optimize_by or defaults.optimize_by
+        if optimize_by == OptimizeBy.NONE:
+            raise InvalidParameter("optimizeby", f"{label(mode)} needs an optimization method")
         goal = self.optimize_goal
         if goal is None:
             for known in (current, defaults):

@@ -401,6 +401,7 @@ class OcsdProcess:
         while True:
             raw = await stream.readline()
             if not raw:
+                self._line.set()  # EOF: let waiters notice the process is gone
                 return
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
             if parse:
@@ -426,7 +427,10 @@ class OcsdProcess:
                     found = [line for line in self.stdout_lines if predicate(line)]
                     if len(found) >= n:
                         return found
-                    if self.proc.returncode is not None and all(r.done() for r in self._readers):
+                    if self._readers and all(r.done() for r in self._readers):
+                        # both pipes at EOF: the process is gone or going; nothing more comes
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.proc.wait(), 5)
                         break
                     await self._line.wait()
         except TimeoutError:

@@ -364,11 +364,22 @@ def test_entering_a_predictive_mode_takes_the_configured_optimization() -> None:
     assert DialingChange(DialMode.PREDICTIVE).resolve(current, CONFIGURED) == CONFIGURED
 
 
-def test_entering_a_predictive_mode_without_any_known_goal_names_optimizegoal() -> None:
+def test_entering_a_predictive_mode_without_any_known_method_names_optimizeby() -> None:
     progressive = Dialing(DialMode.PROGRESSIVE)
 
     with pytest.raises(InvalidParameter) as info:
         DialingChange(DialMode.PREDICTIVE).resolve(progressive, progressive)
+
+    assert info.value.parameter == "optimizeby"
+
+
+def test_a_new_method_without_any_known_goal_names_optimizegoal() -> None:
+    progressive = Dialing(DialMode.PROGRESSIVE)
+
+    with pytest.raises(InvalidParameter) as info:
+        DialingChange(DialMode.PREDICTIVE, OptimizeBy.OVERDIAL_RATE).resolve(
+            progressive, progressive
+        )
 
     assert info.value.parameter == "optimizegoal"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from ocsd.ticker import Ticker
@@ -49,7 +50,7 @@ async def test_a_tick_late_by_more_than_an_interval_is_skipped_not_bursted() -> 
     ticker = Ticker(0.02, tick)
     await _run_for(ticker, 0.3)
     assert ticker.skipped >= 4
-    gaps = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps[1:])]  # after the blocked tick
     assert min(gaps) > 0.01, "missed ticks must not be run back to back"
 
 

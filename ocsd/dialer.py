@@ -1,0 +1,1045 @@
+"""Seeded discrete-event simulation of outbound dialing for one Campaign Group.
+
+Pure: the caller passes simulated time (``advance(now)``) and the random generator;
+nothing here reads a clock, logs or does I/O. Events are plain tuples on one heap,
+agents and records are counts (no object per agent, record or call), and the windowed
+statistics of spec section 3 are differences of cumulative counters kept in a ring of
+snapshots (``ocsd.stats.SnapshotRing``), so ``statistics(now)`` costs O(lists).
+
+[ocsd decisions] of the model, all in this module (constants below) so they can be
+changed in one place:
+
+* Outcome of a dial attempt, drawn when it is dialed from its calling list's mix:
+  live answer, answering machine, busy, or no answer (the rest). A live or machine
+  answer comes after ring-time x uniform(0.5, 1.5) seconds (never later than
+  no-answer-timeout); busy ends after BUSY_SIGNAL_TIME; no answer after
+  no-answer-timeout.
+* A live answer reaches the agents' queue TRANSFER_DELAY seconds after the answer
+  (call-progress detection and transfer). The "with seizing" variants and the GVP
+  modes connect at once (the agent, or the IVR port, is already on the line): that is
+  the only difference between a mode and its seizing variant.
+* A live answer that finds no free agent (port) waits ABANDON_GRACE seconds; if none
+  frees up by then it is abandoned: an overdial. With optimize-by
+  average-distribution-time the group lets calls wait longer: ADT_QUEUE_FACTOR x goal
+  (at least ABANDON_GRACE). Calls waiting when ``drop_calls`` runs count as dropped.
+* Which outcomes finish a record: a live answer connected to an agent finishes it (at
+  connection). Answering machine, busy, no answer and abandoned calls are retried
+  after the list's redial-delay, up to max-attempts dial attempts in all; the last
+  failed attempt finishes the record. Due redials are dialed before fresh records;
+  lists are taken in turn (round robin over the lists with a record ready).
+* Agents: talk time is exponential with mean talk-time, wrap-up uniform on
+  [0.5, 1.5] x wrap-up-time; busy factor counts talk + wrap-up. GVP modes have no
+  agents: calls go to ``ports`` IVR ports (exponential talk-time, no wrap-up) and the
+  busy factor is null.
+* Progressive: one call in progress per ready agent (ready agents - queued calls -
+  calls dialing). Power: lines-per-agent calls per ready agent. Preview / push
+  preview: a ready agent takes a record, reads it for PREVIEW_TIME /
+  PUSH_PREVIEW_TIME seconds and dials it himself, so no call can be overdialed (a
+  non-live outcome frees the agent at once).
+* Predictive pacing: calls kept dialing = g x A / p, where p is the learned hit ratio,
+  A = ready agents - queued calls + busy agents x T / H (agents expected to be free
+  when a call dialed now is answered; T the learned dial-to-answer time, H the learned
+  handle time) and g a gain learned by integral control towards the goal:
+  busy factor (agent busy time vs goal x agent time), overdial rate (goal x live
+  answers vs abandoned calls: the abandon budget), average waiting time (agents'
+  idle time vs goal x connected calls) or average distribution time (goal x
+  distributed calls vs the time they waited). Estimates decay with LEARN_TIME, the
+  gain is updated every CONTROL_STEP seconds and bounded to [G_MIN, G_MAX], and it
+  does not wind up while the lists cannot supply records. With the overdial-rate and
+  distribution-time methods it never dials less than progressive would (progressive
+  cannot overdial), so it never idles agents to pay back an abandon.
+* Small-group variant (at most SMALL_GROUP_SIZE agents or ports): one abandoned call
+  moves a windowed overdial rate by several points, so the pacing never reacts to the
+  windowed rate: each abandon lowers the gain by a step that is smaller the smaller
+  the group, and the number of calls dialing is capped so that, with the learned hit
+  ratio, the expected live answers do not exceed the agents expected to be free by
+  more than SMALL_GROUP_SLACK (no bursts).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
+from typing import TYPE_CHECKING
+
+from ocsd.campaign import Dialing
+from ocsd.genesys import GVP_MODES, SEIZING_MODES, DialMode, OptimizeBy
+from ocsd.stats import GroupStatistics, ListStatistics, SnapshotRing, ratio, time_to_complete
+
+if TYPE_CHECKING:
+    from ocsd.settings import Settings
+
+# -- model constants [ocsd decision] -----------------------------------------------------
+
+ABANDON_GRACE = 2.0  # s a live answer waits for a free agent before it is abandoned
+TRANSFER_DELAY = 1.0  # s from live answer to the agents' queue (transfer modes only)
+BUSY_SIGNAL_TIME = 3.0  # s until a busy line ends the attempt
+PREVIEW_TIME = 10.0  # s an agent reads a record before dialing it (preview)
+PUSH_PREVIEW_TIME = 5.0  # s the same for a pushed record (push preview)
+ADT_QUEUE_FACTOR = 4.0  # average-distribution-time: calls may wait goal x this
+
+# -- pacing constants [ocsd decision] ------------------------------------------------------
+
+CONTROL_STEP = 2.0  # s between updates of the pacing gain and estimates
+LEARN_TIME = 600.0  # s time constant of the learned hit ratio, answer and handle times
+G_MIN, G_MAX = 0.05, 20.0  # bounds of the pacing gain
+G_START = 0.5  # gain of a group that has not learned yet
+K_BUSY = 1.0 / 150.0  # log-gain change per second of busy-factor error (fraction)
+K_ABANDON = 2.0  # log-gain change per abandoned call x agents (x goal per live answer)
+K_DISTRIBUTION = 1.0  # log-gain change per distributed call x agents, per goal of wait error
+MAX_LINES_PER_SERVER = 3.0  # most calls dialing per agent (port)
+SMALL_GROUP_SIZE = 20  # agents (ports) at or under which the small-group variant runs
+MIN_STEP_AGENTS = 10  # one abandon never moves the log-gain by more than K_ABANDON / this
+AGE_LEARN_STEP = 60.0  # s between updates of the small-group variant's chance by age
+AGE_HISTORY = 4000  # attempts by age kept (halved beyond)
+HISTORY_LENGTH = 100  # attempts known before predictive pacing trusts what it learned
+PRIOR_ATTEMPTS = 50.0  # pseudo-observations behind the starting estimates (they decay)
+PRIOR_HIT_RATIO = 0.3
+PRIOR_ANSWERS = 10.0
+PRIOR_ANSWER_TIME = 15.0  # s
+PRIOR_HANDLES = 10.0
+PRIOR_HANDLE_TIME = 200.0  # s
+
+# Event kinds. An event is (time, seq, kind, a, b, x):
+#   LIVE, RESULT (+ _ENGAGED: an agent dialed it in a preview mode):
+#                          a = list, b = attempt, x = dial time
+#   ABANDON:               a = list, b = attempt, x = answer time; seq = waiting call id
+#   TALK_END, WRAP_END:    a = pool, b = 0, x = connect time
+#   REDIAL, PREVIEW_DIAL:  a = list, b = attempt, x = 0
+_LIVE = 0
+_RESULT = 1
+_WRAP_END = 2
+_TALK_END = 3
+_ABANDON = 4
+_REDIAL = 5
+_LIVE_ENGAGED = 6
+_RESULT_ENGAGED = 7
+_PREVIEW_DIAL = 8
+
+Event = tuple[float, int, int, int, int, float]
+#: Cumulative counters at a window boundary: time, agent busy seconds, abandoned +
+#: dropped calls, and per list finished attempts, live answers and finished records.
+Snapshot = tuple[float, float, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+# Dialing kinds and server pools.
+_NONE, _PREDICTIVE, _PROGRESSIVE, _POWER, _PREVIEW = range(5)
+_AGENTS, _PORTS = 0, 1
+
+_KIND_OF_MODE = {
+    DialMode.NONE: _NONE,
+    DialMode.PREDICTIVE: _PREDICTIVE,
+    DialMode.PREDICTIVE_WITH_SEIZING: _PREDICTIVE,
+    DialMode.PREDICTIVE_GVP: _PREDICTIVE,
+    DialMode.PROGRESSIVE: _PROGRESSIVE,
+    DialMode.PROGRESSIVE_WITH_SEIZING: _PROGRESSIVE,
+    DialMode.PROGRESSIVE_GVP: _PROGRESSIVE,
+    DialMode.POWER: _POWER,
+    DialMode.POWER_WITH_SEIZING: _POWER,
+    DialMode.POWER_GVP: _POWER,
+    DialMode.PREVIEW: _PREVIEW,
+    DialMode.PUSH_PREVIEW: _PREVIEW,
+}
+
+
+#: Dialing of a model built without one (the settings' defaults).
+DEFAULT_DIALING = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 80)
+
+
+# -- the model -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListModel:
+    """One calling list: its records and the outcome mix of a dial attempt."""
+
+    name: str
+    dbid: int
+    records: int = 1000
+    live_answer_rate: float = 0.30
+    answering_machine_rate: float = 0.15
+    busy_rate: float = 0.10
+    ring_time: float = 12.0
+    no_answer_timeout: float = 30.0
+    max_attempts: int = 3
+    redial_delay: float = 900.0
+
+    def __post_init__(self) -> None:
+        rates = (self.live_answer_rate, self.answering_machine_rate, self.busy_rate)
+        if min(rates) < 0 or sum(rates) > 1.0 + 1e-9:
+            raise ValueError(f"calling list {self.name!r}: outcome rates must be >= 0, sum <= 1")
+        if self.records < 0 or self.max_attempts < 1:
+            raise ValueError(f"calling list {self.name!r}: records >= 0, max-attempts >= 1")
+        if self.ring_time <= 0 or self.no_answer_timeout <= 0 or self.redial_delay < 0:
+            raise ValueError(f"calling list {self.name!r}: times must be positive")
+
+    @property
+    def no_answer_rate(self) -> float:
+        return max(0.0, 1.0 - self.live_answer_rate - self.answering_machine_rate - self.busy_rate)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, list_name: str) -> ListModel:
+        cl = settings.calling_lists[list_name]
+        return cls(
+            name=list_name,
+            dbid=cl.dbid,
+            records=cl.records,
+            live_answer_rate=cl.live_answer_rate,
+            answering_machine_rate=cl.answering_machine_rate,
+            busy_rate=cl.busy_rate,
+            ring_time=cl.ring_time,
+            no_answer_timeout=cl.no_answer_timeout,
+            max_attempts=cl.max_attempts,
+            redial_delay=cl.redial_delay,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupModel:
+    """One Campaign Group: its agents (ports), their handle times and its calling lists."""
+
+    name: str
+    dbid: int
+    lists: tuple[ListModel, ...]
+    agents: int = 10
+    talk_time: float = 180.0
+    wrap_up_time: float = 30.0
+    lines_per_agent: float = 2.0
+    ports: int = 30
+    dialing: Dialing = DEFAULT_DIALING
+
+    def __post_init__(self) -> None:
+        if self.agents < 0 or self.ports < 0:
+            raise ValueError(f"campaign group {self.name!r}: agents and ports must be >= 0")
+        if self.talk_time <= 0 or self.wrap_up_time < 0 or self.lines_per_agent <= 0:
+            raise ValueError(f"campaign group {self.name!r}: times and lines must be positive")
+
+    @property
+    def records(self) -> int:
+        return sum(lm.records for lm in self.lists)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, group_name: str) -> GroupModel:
+        """The model of a configured group, by name or DBID; ValueError names the known ones."""
+        name = resolve_group(settings, group_name)
+        group = settings.campaign_groups[name]
+        return cls(
+            name=name,
+            dbid=group.dbid,
+            lists=tuple(ListModel.from_settings(settings, ln) for ln in group.calling_lists),
+            agents=group.agents,
+            talk_time=group.talk_time,
+            wrap_up_time=group.wrap_up_time,
+            lines_per_agent=group.lines_per_agent,
+            ports=group.ports,
+            dialing=group.default_dialing().effective(),
+        )
+
+
+def resolve_group(settings: Settings, name_or_dbid: str) -> str:
+    """The configured group name for a name or a DBID; ValueError lists the configured ones."""
+    groups = settings.campaign_groups
+    if name_or_dbid in groups:
+        return name_or_dbid
+    text = name_or_dbid.strip()
+    for name, group in groups.items():
+        if text.isdigit() and group.dbid == int(text):
+            return name
+    for name in groups:
+        if name.lower() == text.lower():
+            return name
+    known = ", ".join(f"{name!r} (dbid {g.dbid})" for name, g in groups.items()) or "none"
+    raise ValueError(f"unknown campaign group {name_or_dbid!r}; configured: {known}")
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Cumulative counts since the simulation began (not windowed)."""
+
+    dial_attempts: int  # dialed (including those still in progress)
+    finished_attempts: int
+    live_answers: int
+    abandoned: int
+    dropped: int
+    connected: int
+    records_finished: int
+    records_remaining: int
+    agent_busy_seconds: float  # agent time on calls: talk + wrap-up
+    agent_logged_seconds: float  # logged-in agent time since the first start
+
+    @property
+    def hit_ratio(self) -> float | None:
+        return ratio(self.live_answers, self.finished_attempts)
+
+    @property
+    def overdial_rate(self) -> float | None:
+        return ratio(self.abandoned + self.dropped, self.live_answers)
+
+    @property
+    def busy_factor(self) -> float | None:
+        return ratio(self.agent_busy_seconds, self.agent_logged_seconds)
+
+
+# -- the simulation ------------------------------------------------------------------------
+
+
+class GroupSimulation:
+    """Dialing of one Campaign Group in simulated time; see the module docstring."""
+
+    def __init__(
+        self, model: GroupModel, rng: random.Random, start: float = 0.0, window: float = 300.0
+    ) -> None:
+        if window <= 0:
+            raise ValueError("the statistics window must be positive")
+        self.model = model
+        self._rand = rng.random
+        self._now = start
+        self._heap: list[Event] = []
+        self._seq = 0
+        lists = model.lists
+        nl = len(lists)
+        self._nlists = nl
+        self._records = [lm.records for lm in lists]
+        self._fresh = [lm.records for lm in lists]
+        self._due: list[deque[int]] = [deque() for _ in lists]
+        self._pending = [0] * nl  # redials scheduled, not due yet
+        self._remaining = sum(self._records)
+        self._rr = 0
+        # outcome thresholds and times per list
+        self._thr_live = [lm.live_answer_rate for lm in lists]
+        self._thr_am = [lm.live_answer_rate + lm.answering_machine_rate for lm in lists]
+        self._thr_busy = [
+            lm.live_answer_rate + lm.answering_machine_rate + lm.busy_rate for lm in lists
+        ]
+        self._ring = [lm.ring_time for lm in lists]
+        self._timeout = [lm.no_answer_timeout for lm in lists]
+        self._max_att = [lm.max_attempts for lm in lists]
+        self._redial = [lm.redial_delay for lm in lists]
+        # cumulative counters (the statistics are their windowed differences)
+        self._dials = 0
+        self._att = [0] * nl  # finished attempts per list
+        self._live = [0] * nl  # live answers per list
+        self._fin = [0] * nl  # finished records per list
+        self._abandoned = 0
+        self._dropped = 0
+        self._connects = 0
+        self._wait_sum = 0.0  # s live answers waited before an agent took them
+        self._ans_sum = 0.0  # s from dial to live answer, summed
+        self._handles = 0
+        # calls in progress
+        self._inflight = 0  # dialing or ringing
+        # calls dialing for less than the longest answer time seen ("young"), counted per
+        # dial second in a ring, so predictive pacing ignores calls that can no longer be live
+        longest = max((lm.no_answer_timeout for lm in lists), default=30.0) + TRANSFER_DELAY
+        self._young_span = longest
+        self._ans_max = 0.0
+        self._young = 0
+        self._ysize = int(longest) + 4
+        self._young_ring = [0] * self._ysize  # young calls still dialing, per dial second
+        self._dial_ring = [0] * self._ysize  # calls dialed, per dial second
+        self._live_ring = [0] * self._ysize  # of which live answers, per dial second
+        self._aged = math.floor(start) - 1  # the last dial second aged out of the ring
+        # attempts (and their live answers) whose dial second aged out: a sample of the hit
+        # ratio free of the bias of quick outcomes (busy) being known first
+        self._cohort_att = 0
+        self._cohort_live = 0
+        # ages (s) at which attempts ended, and ended live; the small-group variant learns
+        # from them the chance that a call still dialing at age a will be live: q[a]
+        self._end_age = [0] * self._ysize
+        self._live_age = [0] * self._ysize
+        self._q = [PRIOR_HIT_RATIO] * self._ysize
+        self._q_next = start
+        self._waiting: dict[int, tuple[int, int, float]] = {}  # id -> (list, attempt, answer t)
+        self._previewing = 0
+        # agents (pool 0) and IVR ports (pool 1)
+        self._a_cap = model.agents
+        self._a_occ = 0  # not ready: previewing, talking or in wrap-up
+        self._a_busy = 0  # talking or in wrap-up (busy factor)
+        self._a_talk = 0
+        self._a_area = 0.0  # agent-seconds of talk + wrap-up
+        self._a_t = start
+        self._p_cap = model.ports
+        self._p_busy = 0
+        self._p_area = 0.0
+        self._p_t = start
+        self._talk = model.talk_time
+        self._wrap = model.wrap_up_time
+        # dialing
+        self._dialing: Dialing | None = None
+        self._kind = _NONE
+        self._pool = _AGENTS
+        self._last_pool = _AGENTS
+        self._preview_kind = False  # the last mode run was a preview mode
+        self._delay = TRANSFER_DELAY
+        self._grace = ABANDON_GRACE
+        self._preview_time = PREVIEW_TIME
+        self._starved = False
+        self._first_start: float | None = None
+        # predictive pacing: learned estimates and gain
+        self._method = OptimizeBy.BUSY_FACTOR
+        self._goal = 0.85
+        self._small = False
+        self._floor = False
+        self._logg = math.log(G_START)
+        self._g = G_START
+        # decaying sums behind the estimates, starting from the priors
+        self._s_att = PRIOR_ATTEMPTS
+        self._s_live = PRIOR_ATTEMPTS * PRIOR_HIT_RATIO
+        self._s_ans = PRIOR_ANSWERS * PRIOR_ANSWER_TIME
+        self._s_answers = PRIOR_ANSWERS
+        self._s_area = PRIOR_HANDLES * PRIOR_HANDLE_TIME
+        self._s_handles = PRIOR_HANDLES
+        self._est_p = PRIOR_HIT_RATIO
+        self._est_t = PRIOR_ANSWER_TIME
+        self._est_h = PRIOR_HANDLE_TIME
+        self._ctl_next = start
+        self._ctl_t = start
+        self._ctl: tuple[float, int, int, int, int, float, int, float, int] = (
+            0.0, 0, 0, 0, 0, 0.0, 0, 0.0, 0
+        )  # fmt: skip
+        self._ctl_mark(start)
+        # statistics window: 60 buckets of window/60 seconds
+        self._window = window
+        self._ring_snap: SnapshotRing[Snapshot] = SnapshotRing(start, window, self._snapshot(start))
+        self._next_roll = self._ring_snap.next_boundary
+
+    # -- public API --------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        return self._now
+
+    @property
+    def dialing(self) -> Dialing | None:
+        return self._dialing
+
+    @property
+    def calls_in_progress(self) -> int:
+        """Calls dialing, ringing, waiting for an agent or connected; wrap-up is not a call."""
+        return self._inflight + len(self._waiting) + self._a_talk + self._p_busy
+
+    @property
+    def exhausted(self) -> bool:
+        """No record left to dial now or later (redials included) and no call in progress."""
+        return self._remaining == 0 and self.calls_in_progress == 0
+
+    @property
+    def records_remaining(self) -> int:
+        return self._remaining
+
+    def set_dialing(self, dialing: Dialing | None, now: float) -> None:
+        """Start, switch or stop (None) dialing; counts, learning and lists are kept."""
+        self.advance(now)
+        now = self._now
+        if dialing is None:
+            self._dialing = None
+            self._kind = _NONE
+            return
+        dialing = dialing.effective()
+        self._dialing = dialing
+        mode = dialing.mode
+        self._kind = _KIND_OF_MODE[mode]
+        if self._kind == _NONE:
+            self._dialing = None
+            return
+        if self._first_start is None:
+            self._first_start = now
+        self._pool = _PORTS if mode in GVP_MODES else _AGENTS
+        self._last_pool = self._pool
+        self._preview_kind = self._kind == _PREVIEW
+        self._preview_time = PUSH_PREVIEW_TIME if mode == DialMode.PUSH_PREVIEW else PREVIEW_TIME
+        self._delay = 0.0 if (mode in SEIZING_MODES or mode in GVP_MODES) else TRANSFER_DELAY
+        method = dialing.optimize_by if self._kind == _PREDICTIVE else OptimizeBy.NONE
+        goal = float(dialing.optimize_goal)
+        if method == OptimizeBy.NONE and self._kind == _PREDICTIVE:
+            method, goal = OptimizeBy.BUSY_FACTOR, 85.0
+        if method in (OptimizeBy.BUSY_FACTOR, OptimizeBy.OVERDIAL_RATE):
+            goal /= 100.0
+        self._method = method
+        self._goal = goal
+        self._grace = ABANDON_GRACE
+        if method == OptimizeBy.AVERAGE_DISTRIBUTION_TIME:
+            self._grace = max(ABANDON_GRACE, ADT_QUEUE_FACTOR * goal)
+        cap = self._p_cap if self._pool == _PORTS else self._a_cap
+        self._small = cap <= SMALL_GROUP_SIZE
+        self._floor = method in (OptimizeBy.OVERDIAL_RATE, OptimizeBy.AVERAGE_DISTRIBUTION_TIME)
+        self._ctl_mark(now)
+        self._pace(now)
+
+    def advance(self, now: float) -> None:
+        """Process every event up to simulated time ``now`` (which never goes back)."""
+        if now < self._now:
+            return
+        heap = self._heap
+        rand = self._rand
+        log = math.log
+        while heap and heap[0][0] <= now:
+            t, seq, kind, a, b, x = heappop(heap)
+            if t >= self._next_roll:
+                self._roll(t)
+            if kind == _RESULT:
+                self._inflight -= 1
+                self._end_age[int(t - x)] += 1
+                if int(x) > self._aged:
+                    self._young -= 1
+                    self._young_ring[int(x) % self._ysize] -= 1
+                self._att[a] += 1
+                self._failed(t, a, b)
+                self._pace(t)
+            elif kind == _LIVE:
+                self._inflight -= 1
+                self._end_age[int(t - x)] += 1
+                self._live_age[int(t - x)] += 1
+                if int(x) > self._aged:
+                    self._young -= 1
+                    self._young_ring[int(x) % self._ysize] -= 1
+                    self._live_ring[int(x) % self._ysize] += 1
+                else:
+                    self._cohort_live += 1
+                if t - x > self._ans_max:
+                    self._ans_max = t - x
+                self._att[a] += 1
+                self._live[a] += 1
+                self._ans_sum += t - x
+                if self._pool == _AGENTS and self._a_occ < self._a_cap:
+                    self._a_area += self._a_busy * (t - self._a_t)
+                    self._a_t = t
+                    self._a_occ += 1
+                    self._a_busy += 1
+                    self._a_talk += 1
+                    self._fin[a] += 1
+                    self._remaining -= 1
+                    self._connects += 1
+                    self._seq += 1
+                    heappush(
+                        heap,
+                        (t - log(1.0 - rand()) * self._talk, self._seq, _TALK_END, _AGENTS, 0, t),
+                    )
+                elif self._pool == _PORTS and self._p_busy < self._p_cap:
+                    self._connect(t, a, _PORTS)
+                else:
+                    self._seq += 1
+                    self._waiting[self._seq] = (a, b, t)
+                    heappush(heap, (t + self._grace, self._seq, _ABANDON, a, b, t))
+                self._pace(t)
+            elif kind == _WRAP_END:
+                self._a_area += self._a_busy * (t - self._a_t)
+                self._a_t = t
+                self._a_busy -= 1
+                self._a_occ -= 1
+                self._handles += 1
+                if self._waiting:
+                    self._serve(t, _AGENTS)
+                self._pace(t)
+            elif kind == _TALK_END:
+                if a == _AGENTS:
+                    self._a_talk -= 1
+                    if self._wrap > 0:
+                        self._seq += 1
+                        heappush(
+                            heap,
+                            (t + self._wrap * (0.5 + rand()), self._seq, _WRAP_END, _AGENTS, 0, x),
+                        )
+                        continue
+                    self._a_area += self._a_busy * (t - self._a_t)
+                    self._a_t = t
+                    self._a_busy -= 1
+                    self._a_occ -= 1
+                else:
+                    self._p_area += self._p_busy * (t - self._p_t)
+                    self._p_t = t
+                    self._p_busy -= 1
+                self._handles += 1
+                if self._waiting:
+                    self._serve(t, a)
+                self._pace(t)
+            elif kind == _ABANDON:
+                if self._waiting.pop(seq, None) is not None:
+                    self._abandoned += 1
+                    self._failed(t, a, b)
+                    self._pace(t)
+            elif kind == _REDIAL:
+                self._pending[a] -= 1
+                self._due[a].append(b)
+                if self._starved:
+                    self._pace(t)
+            elif kind == _LIVE_ENGAGED:
+                self._inflight -= 1
+                self._att[a] += 1
+                self._live[a] += 1
+                self._ans_sum += t - x
+                self._a_area += self._a_busy * (t - self._a_t)
+                self._a_t = t
+                self._a_busy += 1
+                self._a_talk += 1
+                self._fin[a] += 1
+                self._remaining -= 1
+                self._connects += 1
+                self._seq += 1
+                heappush(
+                    heap, (t - log(1.0 - rand()) * self._talk, self._seq, _TALK_END, _AGENTS, 0, t)
+                )
+            elif kind == _RESULT_ENGAGED:
+                self._inflight -= 1
+                self._att[a] += 1
+                self._a_occ -= 1
+                self._failed(t, a, b)
+                self._pace(t)
+            else:  # _PREVIEW_DIAL
+                self._previewing -= 1
+                if self._kind == _PREVIEW:
+                    self._launch(t, a, b)
+                else:  # dialing stopped (or left preview) while the agent read the record
+                    self._a_occ -= 1
+                    self._give_back(a, b)
+                    self._pace(t)
+        if now >= self._next_roll:
+            self._roll(now)
+        self._now = now
+
+    def drop_calls(self, now: float) -> None:
+        """Force unload: dialing stops and every call in progress ends now.
+
+        Calls dialing or ringing are cancelled (their records go back, the attempt does
+        not count); live answers waiting for an agent are dropped (they count in the
+        overdial rate and are redialed by the redial rule); connected calls end now and
+        their agents go to wrap-up.
+        """
+        self.advance(now)
+        now = self._now
+        self._dialing = None
+        self._kind = _NONE
+        kept: list[Event] = []
+        ended: list[tuple[int, float]] = []
+        for event in self._heap:
+            kind = event[2]
+            if kind in (_LIVE, _RESULT, _LIVE_ENGAGED, _RESULT_ENGAGED):
+                self._inflight -= 1
+                if kind in (_LIVE_ENGAGED, _RESULT_ENGAGED):
+                    self._a_occ -= 1
+                elif int(event[5]) > self._aged:
+                    self._young -= 1
+                    self._young_ring[int(event[5]) % self._ysize] -= 1
+                    self._dial_ring[int(event[5]) % self._ysize] -= 1
+                self._give_back(event[3], event[4])
+            elif kind == _ABANDON:
+                if self._waiting.pop(event[1], None) is not None:
+                    self._dropped += 1
+                    self._failed(now, event[3], event[4])
+            elif kind == _TALK_END:
+                ended.append((event[3], event[5]))
+            else:
+                kept.append(event)
+        self._waiting.clear()
+        self._heap = kept
+        heapify(kept)
+        for pool, connected_at in ended:
+            self._seq += 1
+            heappush(kept, (now, self._seq, _TALK_END, pool, 0, connected_at))
+        self.advance(now)
+
+    def statistics(self, now: float) -> GroupStatistics:
+        """The statistics of spec section 3 over the window ending at ``now``."""
+        self.advance(now)
+        now = self._now
+        base = self._ring_snap.base()
+        t0, a_area0, over0, att0, live0, fin0 = base
+        lists = self.model.lists
+        since = t0 if self._first_start is None else max(t0, self._first_start)
+        span = now - since
+        # busy factor: agent time on calls / logged-in agent time (null with no agents)
+        busy_factor = None
+        if self._a_cap > 0 and self._first_start is not None and self._last_pool == _AGENTS:
+            area = self._a_area + self._a_busy * (now - self._a_t)
+            value = ratio(area - a_area0, self._a_cap * span)
+            busy_factor = None if value is None else min(1.0, value)
+        d_att = [self._att[i] - att0[i] for i in range(self._nlists)]
+        d_live = [self._live[i] - live0[i] for i in range(self._nlists)]
+        d_fin = [self._fin[i] - fin0[i] for i in range(self._nlists)]
+        lives = sum(d_live)
+        overdial = ratio(self._abandoned + self._dropped - over0, lives)
+        if overdial is not None and self._preview_kind:
+            overdial = 0.0  # spec 3: 0 in modes that cannot overdial
+        per_list = tuple(
+            ListStatistics(
+                lm.name,
+                lm.dbid,
+                hit_ratio=ratio(d_live[i], d_att[i]),
+                time_to_complete=time_to_complete(self._records[i] - self._fin[i], d_fin[i], span),
+            )
+            for i, lm in enumerate(lists)
+        )
+        return GroupStatistics(
+            busy_factor=busy_factor,
+            hit_ratio=ratio(lives, sum(d_att)),
+            overdial_rate=overdial,
+            time_to_complete=time_to_complete(self._remaining, sum(d_fin), span),
+            calling_lists=per_list,
+        )
+
+    def totals(self) -> Totals:
+        """Cumulative counts since the simulation began (for summaries and tests)."""
+        now = self._now
+        logged = 0.0
+        if self._first_start is not None:
+            logged = self._a_cap * (now - self._first_start)
+        return Totals(
+            dial_attempts=self._dials,
+            finished_attempts=sum(self._att),
+            live_answers=sum(self._live),
+            abandoned=self._abandoned,
+            dropped=self._dropped,
+            connected=self._connects,
+            records_finished=sum(self._fin),
+            records_remaining=self._remaining,
+            agent_busy_seconds=self._a_area + self._a_busy * (now - self._a_t),
+            agent_logged_seconds=logged,
+        )
+
+    @property
+    def pacing_gain(self) -> float:
+        """The learned predictive gain g (for diagnostics)."""
+        return self._g
+
+    # -- event helpers -----------------------------------------------------------------
+
+    def _failed(self, t: float, li: int, attempt: int) -> None:
+        """An attempt that did not reach an agent: redial later, or finish the record."""
+        if attempt < self._max_att[li]:
+            self._pending[li] += 1
+            self._seq += 1
+            heappush(self._heap, (t + self._redial[li], self._seq, _REDIAL, li, attempt + 1, 0.0))
+        else:
+            self._fin[li] += 1
+            self._remaining -= 1
+
+    def _give_back(self, li: int, attempt: int) -> None:
+        """A record taken but not dialed (or cancelled) goes back, first in line."""
+        if attempt == 1:
+            self._fresh[li] += 1
+        else:
+            self._due[li].appendleft(attempt)
+
+    def _connect(self, t: float, li: int, pool: int) -> None:
+        """A live answer reaches a free agent (port): the record is finished, talk starts."""
+        if pool == _AGENTS:
+            self._a_area += self._a_busy * (t - self._a_t)
+            self._a_t = t
+            self._a_occ += 1
+            self._a_busy += 1
+            self._a_talk += 1
+        else:
+            self._p_area += self._p_busy * (t - self._p_t)
+            self._p_t = t
+            self._p_busy += 1
+        self._fin[li] += 1
+        self._remaining -= 1
+        self._connects += 1
+        self._seq += 1
+        talk = -math.log(1.0 - self._rand()) * self._talk
+        heappush(self._heap, (t + talk, self._seq, _TALK_END, pool, 0, t))
+
+    def _serve(self, t: float, pool: int) -> None:
+        """A server freed up while live answers wait: it takes the oldest."""
+        waiting = self._waiting
+        call_id = next(iter(waiting))
+        li, _attempt, answered = waiting.pop(call_id)
+        self._wait_sum += t - answered
+        self._connect(t, li, pool)
+
+    def _take(self) -> tuple[int, int] | None:
+        """The next record to dial: (list, attempt), round robin over the lists."""
+        nl = self._nlists
+        rr = self._rr
+        for _ in range(nl):
+            li = rr
+            rr = rr + 1 if rr + 1 < nl else 0
+            due = self._due[li]
+            if due:
+                self._rr = rr
+                return li, due.popleft()
+            if self._fresh[li]:
+                self._fresh[li] -= 1
+                self._rr = rr
+                return li, 1
+        return None
+
+    def _launch(self, t: float, li: int, attempt: int) -> None:
+        """An agent dials the record he previewed: the call resolves to him."""
+        self._dials += 1
+        self._inflight += 1
+        rand = self._rand
+        r = rand()
+        kind = _RESULT_ENGAGED
+        if r < self._thr_am[li]:
+            answer = min(self._ring[li] * (0.5 + rand()), self._timeout[li])
+            if r < self._thr_live[li]:
+                kind = _LIVE_ENGAGED
+        elif r < self._thr_busy[li]:
+            answer = BUSY_SIGNAL_TIME
+        else:
+            answer = self._timeout[li]
+        self._seq += 1
+        heappush(self._heap, (t + answer, self._seq, kind, li, attempt, t))
+
+    def _dial(self, t: float, n: int) -> None:
+        """Dial up to n records now, drawing each outcome; the lists may run dry (starved)."""
+        if t - self._young_span - 1.0 >= self._aged + 1:
+            self._age(t)
+        heap = self._heap
+        rand = self._rand
+        dues, fresh, nl = self._due, self._fresh, self._nlists
+        thr_am, thr_live, thr_busy = self._thr_am, self._thr_live, self._thr_busy
+        rings, timeouts = self._ring, self._timeout
+        delay = self._delay
+        rr = self._rr
+        seq = self._seq
+        dialed = 0
+        starved = False
+        li = attempt = 0
+        while dialed < n:
+            for _ in range(nl):  # the next record, round robin over the lists
+                li = rr
+                rr = rr + 1 if rr + 1 < nl else 0
+                due = dues[li]
+                if due:
+                    attempt = due.popleft()
+                    break
+                if fresh[li]:
+                    fresh[li] -= 1
+                    attempt = 1
+                    break
+            else:
+                starved = True
+                break
+            r = rand()
+            if r < thr_am[li]:
+                answer = rings[li] * (0.5 + rand())
+                if answer > timeouts[li]:
+                    answer = timeouts[li]
+                if r < thr_live[li]:
+                    seq += 1
+                    heappush(heap, (t + answer + delay, seq, _LIVE, li, attempt, t))
+                    dialed += 1
+                    continue
+            elif r < thr_busy[li]:
+                answer = BUSY_SIGNAL_TIME
+            else:
+                answer = timeouts[li]
+            seq += 1
+            heappush(heap, (t + answer, seq, _RESULT, li, attempt, t))
+            dialed += 1
+        self._rr = rr
+        self._seq = seq
+        self._starved = starved
+        if dialed:
+            self._dials += dialed
+            self._inflight += dialed
+            self._young += dialed
+            second = int(t) % self._ysize
+            self._young_ring[second] += dialed
+            self._dial_ring[second] += dialed
+
+    # -- pacing ------------------------------------------------------------------------
+
+    def _pace(self, t: float) -> None:
+        """Dial what the dial mode asks for at time t."""
+        kind = self._kind
+        if kind == _NONE:
+            return
+        if self._pool == _AGENTS:
+            free = self._a_cap - self._a_occ
+            busy = self._a_busy
+            cap = self._a_cap
+        else:
+            free = self._p_cap - self._p_busy
+            busy = self._p_busy
+            cap = self._p_cap
+        ready = free - len(self._waiting)
+        if kind == _PREDICTIVE and self._cohort_att < HISTORY_LENGTH:
+            if t >= self._ctl_next:
+                self._control(t)
+            kind = _PROGRESSIVE  # too little history yet: dial progressively meanwhile
+        if kind == _PREDICTIVE:
+            if t >= self._ctl_next:
+                self._control(t)
+            young = self._young if t - self._young_span - 1.0 < self._aged + 1 else self._age(t)
+            p = self._est_p
+            expected = ready + busy * self._est_t / self._est_h
+            want = self._g * expected / p
+            lines = MAX_LINES_PER_SERVER * cap - (self._inflight - young)
+            if want > lines:
+                want = lines
+            # small-group variant: the calls dialing count by their chance to be live at
+            # their age, so a handful of fresh calls is not mistaken for old ones
+            n = int(want - self._young_lives(t) / p) if self._small else int(want) - young
+            if self._floor and n < ready - young:
+                n = ready - young  # never below progressive (which cannot overdial)
+        elif kind == _PROGRESSIVE:
+            n = ready - self._inflight
+        elif kind == _POWER:
+            n = int(self.model.lines_per_agent * ready) - self._inflight if ready > 0 else 0
+        else:  # preview: each ready agent takes a record and reads it
+            self._starved = False
+            while free > 0:
+                record = self._take()
+                if record is None:
+                    self._starved = True
+                    return
+                free -= 1
+                self._a_occ += 1
+                self._previewing += 1
+                self._seq += 1
+                heappush(
+                    self._heap,
+                    (t + self._preview_time, self._seq, _PREVIEW_DIAL, record[0], record[1], 0.0),
+                )
+            return
+        if n > 0:
+            self._dial(t, n)
+        else:
+            self._starved = False
+
+    def _age(self, t: float) -> int:
+        """Age out the dial seconds older than the young span; the young calls left."""
+        last = int(t - self._young_span) - 1
+        aged = self._aged
+        if last > aged:
+            ring, dials, lives = self._young_ring, self._dial_ring, self._live_ring
+            size = self._ysize
+            young = self._young
+            for k in range(max(aged + 1, last - size + 1), last + 1):
+                i = k % size
+                young -= ring[i]
+                self._cohort_att += dials[i]
+                self._cohort_live += lives[i]
+                ring[i] = dials[i] = lives[i] = 0
+            self._young = young
+            self._aged = last
+        return self._young
+
+    def _young_lives(self, t: float) -> float:
+        """Live answers expected from the young calls, by the learned chance at their age."""
+        if t >= self._q_next:
+            self._learn_ages(t)
+        now_s = int(t)
+        ring, q, size = self._young_ring, self._q, self._ysize
+        total = 0.0
+        for second in range(self._aged + 1, now_s + 1):
+            calls = ring[second % size]
+            if calls:
+                total += calls * q[now_s - second]
+        return total
+
+    def _learn_ages(self, t: float) -> None:
+        """q[a]: of the attempts that ended at age a or later, the share that were live."""
+        self._q_next = t + AGE_LEARN_STEP
+        ended, lives, q = self._end_age, self._live_age, self._q
+        if sum(ended) < HISTORY_LENGTH:
+            return
+        s_end = s_live = 0.0
+        for age in range(self._ysize - 1, -1, -1):
+            s_end += ended[age]
+            s_live += lives[age]
+            q[age] = s_live / s_end if s_end else 0.0
+        if s_end > AGE_HISTORY:  # forget slowly
+            for age in range(self._ysize):
+                ended[age] //= 2
+                lives[age] //= 2
+
+    def _ctl_mark(self, t: float) -> None:
+        """Remember the counters the next control step measures from."""
+        self._ctl_t = t
+        self._ctl_next = t + CONTROL_STEP
+        self._ctl = (
+            self._pool_area(t),
+            self._cohort_att,
+            self._cohort_live,
+            sum(self._live),
+            self._abandoned + self._dropped,
+            self._wait_sum,
+            self._connects,
+            self._ans_sum,
+            self._handles,
+        )
+
+    def _pool_area(self, t: float) -> float:
+        if self._pool == _AGENTS:
+            return self._a_area + self._a_busy * (t - self._a_t)
+        return self._p_area + self._p_busy * (t - self._p_t)
+
+    def _control(self, t: float) -> None:
+        """Learn the estimates and move the gain towards the optimization goal."""
+        self._age(t)
+        dt = t - self._ctl_t
+        area0, catt0, clive0, live0, over0, wait0, conn0, ans0, handles0 = self._ctl
+        area = self._pool_area(t)
+        live = sum(self._live)
+        over = self._abandoned + self._dropped
+        d_live = live - live0
+        d_area = area - area0
+        # estimates: exponentially decaying sums that start from the priors
+        decay = math.exp(-dt / LEARN_TIME)
+        self._s_att = self._s_att * decay + (self._cohort_att - catt0)
+        self._s_live = self._s_live * decay + (self._cohort_live - clive0)
+        self._s_ans = self._s_ans * decay + (self._ans_sum - ans0)
+        self._s_answers = self._s_answers * decay + d_live
+        # handle time: busy time (finished and running handles) per finished handle, the
+        # estimate of an exponential mean that is not biased by short handles ending first
+        self._s_area = self._s_area * decay + d_area
+        self._s_handles = self._s_handles * decay + (self._handles - handles0)
+        self._est_p = max(0.01, self._s_live / self._s_att)
+        self._est_t = self._s_ans / self._s_answers
+        self._est_h = max(1.0, self._s_area / self._s_handles)
+        if self._cohort_att >= HISTORY_LENGTH:
+            self._young_span = min(self._ans_max, self._ysize - 3.0)
+        # gain: integral control on the optimization goal
+        cap = self._a_cap if self._pool == _AGENTS else self._p_cap
+        method = self._method
+        goal = self._goal
+        step = 0.0
+        if cap > 0:
+            if method == OptimizeBy.BUSY_FACTOR:
+                step = K_BUSY * (goal * dt - d_area / cap)
+            elif method == OptimizeBy.AVERAGE_WAITING_TIME:
+                idle = cap * dt - d_area
+                step = K_BUSY * (idle - goal * (self._connects - conn0)) / cap
+            elif method == OptimizeBy.OVERDIAL_RATE:
+                per_call = K_ABANDON / max(cap, MIN_STEP_AGENTS)
+                step = per_call * (goal * d_live - (over - over0))
+            elif method == OptimizeBy.AVERAGE_DISTRIBUTION_TIME:
+                distributed = self._connects - conn0
+                waited = self._wait_sum - wait0 + self._grace * (over - over0)
+                step = K_DISTRIBUTION / cap * (goal * distributed - waited) / max(goal, 1.0)
+        if (step > 0 and self._starved) or self._cohort_att < HISTORY_LENGTH:
+            step = 0.0  # no wind-up while the lists cannot keep up, nor while learning
+        logg = self._logg + step
+        logg = min(max(logg, _LOG_G_MIN), _LOG_G_MAX)
+        self._logg = logg
+        self._g = math.exp(logg)
+        self._ctl_mark(t)
+
+    # -- statistics window ---------------------------------------------------------------
+
+    def _snapshot(self, t: float) -> Snapshot:
+        return (
+            t,
+            self._a_area + self._a_busy * (t - self._a_t),
+            self._abandoned + self._dropped,
+            tuple(self._att),
+            tuple(self._live),
+            tuple(self._fin),
+        )
+
+    def _roll(self, t: float) -> None:
+        """Record the counters at every window boundary up to t (state is constant until t)."""
+        ring = self._ring_snap
+        for k in ring.due(t):
+            ring.record(k, self._snapshot(ring.time_of(k)))
+        self._next_roll = ring.next_boundary
+
+
+_LOG_G_MIN = math.log(G_MIN)
+_LOG_G_MAX = math.log(G_MAX)
