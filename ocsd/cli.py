@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format)
-    return run(settings)
+    return run(settings, _config_path(args), start_all=args.start_all)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", "-c", help=CONFIG_HELP)
+    run.add_argument(
+        "--start-all",
+        action="store_true",
+        help="load and start every configured group at start-up (actor 2, as a schedule)",
+    )
     run.set_defaults(func=cmd_run)
 
     check = commands.add_parser("check-config", help="validate a configuration and print it")
@@ -160,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="GSW_AUTO_COMPLETION for this request",
             )
     ctl.set_defaults(func=cmd_ctl)
+
+    from ocsd import simulate as simulate_command
+
+    simulate = commands.add_parser(
+        "simulate", help="run one group's dialing simulation offline, as fast as the CPU allows"
+    )
+    simulate_command.configure_parser(simulate)
+    simulate.set_defaults(func=simulate_command.run)
     return parser
 
 

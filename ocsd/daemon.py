@@ -1,66 +1,162 @@
-"""The daemon: wires engine, notifier, ticker and control server; owns the life cycle.
+"""The daemon: wires engine, notifier, tickers, scheduler and control server.
 
 Modelled on uvicorn's ``Server``: ``startup`` -> wait for a stop signal ->
 ``shutdown``. The first SIGTERM/SIGINT stops gracefully (no new work, in-flight
-POSTs get up to ``http-response-timeout``); a second one forces the exit.
+POSTs get up to ``http-response-timeout``); a second one forces the exit. SIGHUP,
+or a change of the configuration file on disk, reloads the configuration and
+applies the differences without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import heapq
+import itertools
 import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import uvloop
 from aiohttp import web
 
 from ocsd import control
 from ocsd.body import GroupSnapshot, Tenant, build_body, encode
-from ocsd.campaign import DialingChange, Request
-from ocsd.engine import Engine, GroupDefinition
+from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
+from ocsd.dialer import GroupModel
+from ocsd.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.genesys import Actor, status_name
 from ocsd.logs import get_logger
 from ocsd.notifier import Kind, Notification, Notifier
 from ocsd.redact import redact_uri
-from ocsd.settings import Settings
+from ocsd.schedule import Entry
+from ocsd.settings import ConfigError, Settings, load_settings
 from ocsd.ticker import Ticker
 
 log = get_logger("ocsd.daemon")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Wall seconds between two steps of the dialing simulations.
+SIMULATION_STEP_S = 0.25
+#: Wall seconds between two looks at the configuration file's modification time.
+CONFIG_POLL_S = 1.0
+#: Options that are read once at start-up; a reload that changes them says so.
+RESTART_OPTIONS = ("control_host", "control_port", "log_format", "stats_window", "seed")
 
 
 class StartupError(Exception):
     """The daemon could not start (e.g. the control port is taken); exit non-zero."""
 
 
-def definitions(settings: Settings) -> list[GroupDefinition]:
-    return [
-        GroupDefinition(
+def definitions(settings: Settings) -> dict[int, GroupDefinition]:
+    """Every configured group's definition, by DBID."""
+    result = {}
+    for name, group in settings.campaign_groups.items():
+        result[group.dbid] = GroupDefinition(
             identity=settings.group_identity(name),
             dialing=group.default_dialing(),
+            model=GroupModel.from_settings(settings, name),
             auto_complete=group.auto_complete,
-            agents=group.agents,
         )
-        for name, group in settings.campaign_groups.items()
-    ]
+    return result
+
+
+def schedules(settings: Settings) -> dict[int, tuple[Entry, ...]]:
+    return {g.dbid: g.schedule_entries() for g in settings.campaign_groups.values() if g.schedule}
+
+
+class Scheduler:
+    """Runs schedule entries at their wall-clock times, one heap for all groups."""
+
+    def __init__(
+        self, started: float, tz: ZoneInfo, run_entry: Callable[[int, Entry], None]
+    ) -> None:
+        self.started = started
+        self.tz = tz
+        self._run_entry = run_entry
+        self._heap: list[tuple[float, int, int, int, Entry]] = []  # due, seq, dbid, generation
+        self._generation: dict[int, int] = {}
+        self._entries: dict[int, tuple[Entry, ...]] = {}
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+
+    def set_group(
+        self, dbid: int, entries: tuple[Entry, ...], now: float, initial: bool = False
+    ) -> None:
+        """Plan a group's entries; on a re-plan, offsets already past are not run again."""
+        if self._entries.get(dbid) == entries:
+            return
+        generation = self._generation.get(dbid, 0) + 1
+        self._generation[dbid] = generation
+        self._entries[dbid] = entries
+        for entry in entries:
+            due = entry.first_due(self.started, self.tz)
+            if entry.offset is None and due < now:
+                due = entry.next_daily(now, self.tz)
+            if entry.offset is not None and due < now and not initial:
+                continue  # an offset that came before this reload: it ran already
+            heapq.heappush(self._heap, (due, next(self._seq), dbid, generation, entry))
+        self._wake.set()
+
+    def remove_group(self, dbid: int) -> None:
+        self._generation[dbid] = self._generation.get(dbid, 0) + 1
+        self._entries.pop(dbid, None)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            delay = self._heap[0][0] - time.time() if self._heap else None
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            due, _seq, dbid, generation, entry = heapq.heappop(self._heap)
+            if self._generation.get(dbid) != generation:
+                continue  # re-planned or removed since
+            if entry.clock is not None:
+                next_due = entry.next_daily(due + 1, self.tz)
+                heapq.heappush(self._heap, (next_due, next(self._seq), dbid, generation, entry))
+            self._run_entry(dbid, entry)
 
 
 class Daemon:
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: str | None = None,
+        clock: Callable[[], float] = time.time,
+        start_all: bool = False,
+    ) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.clock = clock
-        self.engine = Engine(definitions(settings))
+        self.start_all = start_all
+        self.started_wall = clock()
+        self.engine = Engine(
+            definitions(settings).values(),
+            wall_start=self.started_wall,
+            time_scale=settings.time_scale,
+            stats_window=settings.stats_window,
+            seed=settings.seed,
+        )
         self.tenant = Tenant(settings.tenant_name, settings.tenant_ccid)
         self.notifier: Notifier | None = None
         self.ticker = Ticker(settings.campaigngroup_states_interval, self._tick)
+        self.stepper = Ticker(SIMULATION_STEP_S, self._step)
+        self.scheduler = Scheduler(
+            self.started_wall, ZoneInfo(settings.schedule_timezone), self._run_schedule_entry
+        )
+        self.reloads = 0
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing_notifiers: set[asyncio.Task[Any]] = set()  # notifier drains, reloads
         self._should_exit = asyncio.Event()
         self._force_exit = False
+        self._config_fingerprint = _fingerprint(config_path)
+        self._reload_lock = asyncio.Lock()
         self.control_port: int | None = None
         self.started_at = time.monotonic()
 
@@ -76,14 +172,7 @@ class Daemon:
 
     async def startup(self) -> None:
         settings = self.settings
-        if settings.delivers:
-            assert settings.campaigngroup_states_uri is not None
-            self.notifier = Notifier(
-                settings.campaigngroup_states_uri,
-                settings.http_response_timeout,
-                settings.http_connection_pool_size,
-            )
-            await self.notifier.start()
+        self.notifier = await self._new_notifier(settings)
         self._runner = web.AppRunner(
             control.create_app(self), access_log=None, handle_signals=False
         )
@@ -102,7 +191,16 @@ class Daemon:
         server = getattr(site, "_server", None)
         sockets = getattr(server, "sockets", None) or []
         self.control_port = sockets[0].getsockname()[1] if sockets else settings.control_port
-        self._tasks.append(asyncio.create_task(self.ticker.run(), name="ocsd-ticker"))
+        now = self.clock()
+        for dbid, entries in schedules(settings).items():
+            self.scheduler.set_group(dbid, entries, now, initial=True)
+        for name, coroutine in (
+            ("ticker", self.ticker.run()),
+            ("simulation", self.stepper.run()),
+            ("scheduler", self.scheduler.run()),
+            ("config-watch", self._watch_config()),
+        ):
+            self._tasks.append(asyncio.create_task(coroutine, name=f"ocsd-{name}"))
         log.info(
             "ocsd started",
             control=f"http://{settings.control_host}:{self.control_port}",
@@ -112,7 +210,20 @@ class Daemon:
             sending=settings.delivers,
             uri=redact_uri(settings.campaigngroup_states_uri or "") or None,
             interval_s=settings.campaigngroup_states_interval,
+            time_scale=settings.time_scale,
+            config=self.config_path or "embedded example",
         )
+        if self.start_all:
+            self._start_all()
+
+    def _start_all(self) -> None:
+        """``ocsd run --start-all``: load and start every group, as a schedule would (actor 2)."""
+        started = 0
+        for group in self.engine.groups:
+            for request in (Request.LOAD, Request.START):
+                if self._apply(group.identity.dbid, request, Actor.SCHEDULE, DialingChange(), None):
+                    started += request == Request.START
+        log.info("all groups loaded and started", started=started, groups=len(self.engine))
 
     async def shutdown(self) -> None:
         log.info("ocsd stopping")
@@ -125,12 +236,15 @@ class Daemon:
         if self.notifier is not None:
             await self.notifier.close()
             counters = self.notifier.counters
+        if self._closing_notifiers:
+            await asyncio.gather(*self._closing_notifiers, return_exceptions=True)
         log.info(
             "ocsd stopped",
             sent=sum(counters.sent.values()) if counters else 0,
             failed=sum(counters.failed.values()) if counters else 0,
             dropped=sum(counters.dropped.values()) if counters else 0,
             ticks=self.ticker.ticks,
+            reloads=self.reloads,
         )
 
     def request_exit(self, sig: int | None = None) -> None:
@@ -149,10 +263,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self.request_exit, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon, "SIGHUP")
         try:
             yield
         finally:
-            for sig in HANDLED_SIGNALS:
+            for sig in (*HANDLED_SIGNALS, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     # -- producing notifications -----------------------------------------------------
@@ -171,6 +286,164 @@ class Daemon:
         for snapshot in self.engine.periodic(self.clock()):
             self._notify(snapshot, "periodic")
 
+    def _step(self, _lateness: float) -> None:
+        """Advance the dialing simulations; notify what internal conditions caused (actor 3)."""
+        for snapshot in self.engine.advance(self.clock()):
+            self._notify(snapshot, "state")
+            log.info(
+                "campaign group changed by OCS",
+                campaign_group=snapshot.identity.name,
+                action=int(snapshot.action),
+                status=status_name(snapshot.status),
+                actor=snapshot.actor.name.lower(),
+            )
+
+    def _apply(
+        self,
+        dbid: int,
+        request: Request,
+        actor: Actor,
+        change: DialingChange,
+        auto_complete: bool | None,
+    ) -> bool:
+        """A request from a schedule or start-up: refusals are logged, never fatal."""
+        try:
+            self.handle_request(dbid, request, change, auto_complete, actor)
+        except (RequestRefused, InvalidParameter, UnknownGroup) as exc:
+            log.warning(
+                "scheduled request skipped",
+                request=request.value,
+                dbid=dbid,
+                actor=actor.name.lower(),
+                reason=str(exc),
+            )
+            return False
+        return True
+
+    def _run_schedule_entry(self, dbid: int, entry: Entry) -> None:
+        log.info("schedule entry due", dbid=dbid, entry=entry.text)
+        for request in entry.requests:
+            change = (
+                entry.change
+                if request in (Request.START, Request.SET_DIAL_MODE)
+                else DialingChange()
+            )
+            if not self._apply(dbid, request, Actor.SCHEDULE, change, None):
+                break
+
+    # -- live reconfiguration --------------------------------------------------------
+
+    async def _new_notifier(self, settings: Settings) -> Notifier | None:
+        if not settings.delivers:
+            return None
+        assert settings.campaigngroup_states_uri is not None
+        notifier = Notifier(
+            settings.campaigngroup_states_uri,
+            settings.http_response_timeout,
+            settings.http_connection_pool_size,
+        )
+        if self.notifier is not None:
+            notifier.counters = self.notifier.counters  # metrics stay cumulative
+        await notifier.start()
+        return notifier
+
+    def _reload_soon(self, trigger: str) -> None:
+        task = asyncio.create_task(self.reload(trigger), name="ocsd-reload")
+        self._closing_notifiers.add(task)
+        task.add_done_callback(self._closing_notifiers.discard)
+
+    async def _watch_config(self) -> None:
+        """Reload when the configuration file changes on disk (polled: works on any mount)."""
+        if not self.config_path:
+            return
+        while True:
+            await asyncio.sleep(CONFIG_POLL_S)
+            fingerprint = await asyncio.to_thread(_fingerprint, self.config_path)
+            if fingerprint is not None and fingerprint != self._config_fingerprint:
+                await self.reload("file changed")
+
+    async def reload(self, trigger: str) -> bool:
+        """Re-read the configuration and apply the differences; keep the old one on error."""
+        async with self._reload_lock:
+            if not self.config_path:
+                log.warning("reload skipped: ocsd runs on the embedded example, no file to re-read")
+                return False
+            self._config_fingerprint = await asyncio.to_thread(_fingerprint, self.config_path)
+            try:
+                new = await asyncio.to_thread(load_settings, self.config_path)
+            except ConfigError as exc:
+                log.error(
+                    "configuration refused; still running on the previous one",
+                    trigger=trigger,
+                    error=str(exc),
+                )
+                return False
+            changed = await self._apply_settings(new)
+            self.reloads += 1
+            log.info("configuration reloaded", trigger=trigger, changed=changed or ["nothing"])
+            return True
+
+    async def _apply_settings(self, new: Settings) -> list[str]:
+        old, now = self.settings, self.clock()
+        changed: list[str] = []
+        delivery = (
+            "send_campaigngroup_states",
+            "campaigngroup_states_uri",
+            "http_response_timeout",
+            "http_connection_pool_size",
+        )
+        if any(getattr(old, f) != getattr(new, f) for f in delivery):
+            changed += [f.replace("_", "-") for f in delivery if getattr(old, f) != getattr(new, f)]
+            previous = self.notifier
+            self.notifier = await self._new_notifier(new)
+            if previous is not None:  # let its queued and in-flight POSTs finish
+                task = asyncio.create_task(previous.close(), name="ocsd-notifier-drain")
+                self._closing_notifiers.add(task)
+                task.add_done_callback(self._closing_notifiers.discard)
+        if old.campaigngroup_states_interval != new.campaigngroup_states_interval:
+            changed.append("campaigngroup-states-interval")
+            self.ticker.set_interval(new.campaigngroup_states_interval)
+        if (old.tenant_name, old.tenant_ccid) != (new.tenant_name, new.tenant_ccid):
+            changed.append("tenant")
+            self.tenant = Tenant(new.tenant_name, new.tenant_ccid)
+        if old.time_scale != new.time_scale:
+            changed.append("time-scale")
+            self.engine.clock.rescale(now, new.time_scale)
+        if old.schedule_timezone != new.schedule_timezone:
+            changed.append("schedule-timezone")
+            self.scheduler.tz = ZoneInfo(new.schedule_timezone)
+        for field in RESTART_OPTIONS:
+            if getattr(old, field) != getattr(new, field):
+                changed.append(f"{field.replace('_', '-')} (applies after a restart)")
+        changed += self._apply_groups(new, now)
+        self.settings = new
+        return changed
+
+    def _apply_groups(self, new: Settings, now: float) -> list[str]:
+        changed: list[str] = []
+        current = self.engine.definitions
+        wanted = definitions(new)
+        for dbid in current.keys() - wanted.keys():
+            name = current[dbid].identity.name
+            for snapshot in self.engine.remove(dbid, now):
+                self._notify(snapshot, "state")
+            self.scheduler.remove_group(dbid)
+            changed.append(f"group {name} removed")
+        for dbid, definition in wanted.items():
+            if dbid not in current:
+                self.engine.add(definition)
+                changed.append(f"group {definition.identity.name} added")
+            elif current[dbid] != definition:
+                self.engine.update(definition)
+                changed.append(f"group {definition.identity.name} changed")
+        new_schedules = schedules(new)
+        for dbid in wanted:
+            entries = new_schedules.get(dbid, ())
+            if self.scheduler._entries.get(dbid, ()) != entries:
+                self.scheduler.set_group(dbid, entries, now)
+                changed.append(f"schedule of {wanted[dbid].identity.name}")
+        return changed
+
     # -- the Controller protocol of the control API ----------------------------------
 
     def handle_request(
@@ -181,7 +454,8 @@ class Daemon:
         auto_complete: bool | None,
         actor: Actor = Actor.CLIENT,
     ) -> dict[str, Any]:
-        snapshots = self.engine.request(dbid, request, actor, self.clock(), change, auto_complete)
+        now = self.clock()
+        snapshots = self.engine.request(dbid, request, actor, now, change, auto_complete)
         for snapshot in snapshots:
             self._notify(snapshot, "state")
         group = self.engine.group(dbid)
@@ -194,7 +468,7 @@ class Daemon:
             status=status_name(group.status),
         )
         return {
-            "campaigngroup": self.engine.view(dbid),
+            "campaigngroup": self.engine.view(dbid, now),
             "notifications": [
                 {
                     "action": int(s.action),
@@ -207,10 +481,10 @@ class Daemon:
         }
 
     def group_views(self) -> list[dict[str, Any]]:
-        return self.engine.views()
+        return self.engine.views(self.clock())
 
     def group_view(self, dbid: int) -> dict[str, Any]:
-        return self.engine.view(dbid)
+        return self.engine.view(dbid, self.clock())
 
     def health(self) -> dict[str, Any]:
         return {
@@ -218,12 +492,24 @@ class Daemon:
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "groups": len(self.engine),
             "pending_notifications": self.notifier.pending if self.notifier else 0,
+            "reloads": self.reloads,
         }
 
 
-def run(settings: Settings) -> int:
+def _fingerprint(path: str | None) -> str | None:
+    """A digest of the configuration file, or None if it cannot be read right now."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def run(settings: Settings, config_path: str | None = None, start_all: bool = False) -> int:
     """Run the daemon on uvloop until stopped; the process exit code."""
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, config_path, start_all=start_all)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             runner.run(daemon.serve())

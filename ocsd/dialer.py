@@ -36,24 +36,31 @@ changed in one place:
   preview: a ready agent takes a record, reads it for PREVIEW_TIME /
   PUSH_PREVIEW_TIME seconds and dials it himself, so no call can be overdialed (a
   non-live outcome frees the agent at once).
-* Predictive pacing: calls kept dialing = g x A / p, where p is the learned hit ratio,
-  A = ready agents - queued calls + busy agents x T / H (agents expected to be free
-  when a call dialed now is answered; T the learned dial-to-answer time, H the learned
-  handle time) and g a gain learned by integral control towards the goal:
-  busy factor (agent busy time vs goal x agent time), overdial rate (goal x live
-  answers vs abandoned calls: the abandon budget), average waiting time (agents'
-  idle time vs goal x connected calls) or average distribution time (goal x
-  distributed calls vs the time they waited). Estimates decay with LEARN_TIME, the
-  gain is updated every CONTROL_STEP seconds and bounded to [G_MIN, G_MAX], and it
-  does not wind up while the lists cannot supply records. With the overdial-rate and
-  distribution-time methods it never dials less than progressive would (progressive
-  cannot overdial), so it never idles agents to pay back an abandon.
-* Small-group variant (at most SMALL_GROUP_SIZE agents or ports): one abandoned call
-  moves a windowed overdial rate by several points, so the pacing never reacts to the
-  windowed rate: each abandon lowers the gain by a step that is smaller the smaller
-  the group, and the number of calls dialing is capped so that, with the learned hit
-  ratio, the expected live answers do not exceed the agents expected to be free by
-  more than SMALL_GROUP_SLACK (no bursts).
+* Predictive pacing keeps n = g x A / p "young" calls dialing: calls dialed less than
+  the longest dial-to-answer time seen ago (older ones can no longer be live, so they
+  do not count). p is the learned hit ratio (from attempts whose outcome is known for
+  sure, so quick busy tones do not bias it), A = ready agents - queued calls + busy
+  agents x T / H the agents expected to be free when a call dialed now is answered
+  (T the learned dial-to-answer time, H the learned handle time), and g a gain learned
+  by integral control towards the goal: busy factor (agent busy time against goal x
+  agent time), overdial rate (goal x live answers against abandoned calls: an abandon
+  budget, so the long-run rate converges to the goal), average waiting time (agents'
+  idle time against goal x connected calls; [ocsd decision] "waiting" is the agents'
+  wait for a call) or average distribution time (goal x distributed calls against the
+  time they waited in queue: the customers' wait). Estimates decay with LEARN_TIME,
+  g is updated every CONTROL_STEP and bounded to [G_MIN, G_MAX], and it does not wind
+  up while the lists cannot supply records. Until HISTORY_LENGTH attempts are known a
+  predictive group dials progressively (the product's history_length). With the
+  overdial-rate and distribution-time methods it never dials fewer calls than
+  progressive would (progressive cannot overdial), so it never idles agents to pay
+  back an abandon.
+* Small groups (at most SMALL_GROUP_SIZE agents or ports): one abandoned call moves a
+  windowed overdial rate by several points, so no pacing decision ever looks at a
+  windowed rate (the gain integrates counts, and one abandon moves it by at most
+  K_ABANDON / MIN_STEP_AGENTS in log); and the young calls are not counted as
+  p each but by the learned chance that a call still dialing at its age ends live
+  (small groups have a handful of calls dialing, whose ages matter: three fresh calls
+  are about one live answer, three calls ringing for 15 s almost none).
 """
 
 from __future__ import annotations
@@ -83,11 +90,12 @@ ADT_QUEUE_FACTOR = 4.0  # average-distribution-time: calls may wait goal x this
 
 # -- pacing constants [ocsd decision] ------------------------------------------------------
 
-CONTROL_STEP = 2.0  # s between updates of the pacing gain and estimates
+CONTROL_STEP = 5.0  # s between updates of the pacing gain and estimates
+AGE_STEP = 3  # s: calls leave the young ones up to this much after the longest answer time
 LEARN_TIME = 600.0  # s time constant of the learned hit ratio, answer and handle times
 G_MIN, G_MAX = 0.05, 20.0  # bounds of the pacing gain
 G_START = 0.5  # gain of a group that has not learned yet
-K_BUSY = 1.0 / 150.0  # log-gain change per second of busy-factor error (fraction)
+K_BUSY = 1.0 / 75.0  # log-gain change per second of busy-factor error (fraction)
 K_ABANDON = 2.0  # log-gain change per abandoned call x agents (x goal per live answer)
 K_DISTRIBUTION = 1.0  # log-gain change per distributed call x agents, per goal of wait error
 MAX_LINES_PER_SERVER = 3.0  # most calls dialing per agent (port)
@@ -107,14 +115,16 @@ PRIOR_HANDLE_TIME = 200.0  # s
 #   LIVE, RESULT (+ _ENGAGED: an agent dialed it in a preview mode):
 #                          a = list, b = attempt, x = dial time
 #   ABANDON:               a = list, b = attempt, x = answer time; seq = waiting call id
-#   TALK_END, WRAP_END:    a = pool, b = 0, x = connect time
-#   REDIAL, PREVIEW_DIAL:  a = list, b = attempt, x = 0
+#   WRAP_END:              an agent's call (talk, then wrap-up) ends; x = end of the talk
+#   TALK_END:              an IVR port's call ends; x = connect time
+#   PREVIEW_DIAL:          a = list, b = attempt, x = 0
+#   WAKE:                  a redial falls due while the lists had no record ready
 _LIVE = 0
 _RESULT = 1
 _WRAP_END = 2
 _TALK_END = 3
 _ABANDON = 4
-_REDIAL = 5
+_WAKE = 5
 _LIVE_ENGAGED = 6
 _RESULT_ENGAGED = 7
 _PREVIEW_DIAL = 8
@@ -268,6 +278,7 @@ class Totals:
     records_remaining: int
     agent_busy_seconds: float  # agent time on calls: talk + wrap-up
     agent_logged_seconds: float  # logged-in agent time since the first start
+    queue_wait_seconds: float  # time connected live answers waited for an agent
 
     @property
     def hit_ratio(self) -> float | None:
@@ -303,8 +314,10 @@ class GroupSimulation:
         self._nlists = nl
         self._records = [lm.records for lm in lists]
         self._fresh = [lm.records for lm in lists]
-        self._due: list[deque[int]] = [deque() for _ in lists]
-        self._pending = [0] * nl  # redials scheduled, not due yet
+        # records waiting for a redial, per list: (due time, attempt), in due order (the
+        # redial delay is the same for every record of a list)
+        self._retry: list[deque[tuple[float, int]]] = [deque() for _ in lists]
+        self._wake_at = math.inf  # a _WAKE event is scheduled for then
         self._remaining = sum(self._records)
         self._rr = 0
         # outcome thresholds and times per list
@@ -336,11 +349,12 @@ class GroupSimulation:
         self._young_span = longest
         self._ans_max = 0.0
         self._young = 0
-        self._ysize = int(longest) + 4
+        self._ysize = int(longest) + 4 + AGE_STEP
         self._young_ring = [0] * self._ysize  # young calls still dialing, per dial second
         self._dial_ring = [0] * self._ysize  # calls dialed, per dial second
         self._live_ring = [0] * self._ysize  # of which live answers, per dial second
         self._aged = math.floor(start) - 1  # the last dial second aged out of the ring
+        self._age_next = start  # when _age has work to do next
         # attempts (and their live answers) whose dial second aged out: a sample of the hit
         # ratio free of the bias of quick outcomes (busy) being known first
         self._cohort_att = 0
@@ -357,7 +371,7 @@ class GroupSimulation:
         self._a_cap = model.agents
         self._a_occ = 0  # not ready: previewing, talking or in wrap-up
         self._a_busy = 0  # talking or in wrap-up (busy factor)
-        self._a_talk = 0
+        self._talk_ends: list[float] = []  # heap: when the agents' talking calls end
         self._a_area = 0.0  # agent-seconds of talk + wrap-up
         self._a_t = start
         self._p_cap = model.ports
@@ -384,6 +398,8 @@ class GroupSimulation:
         self._floor = False
         self._logg = math.log(G_START)
         self._g = G_START
+        self._g_p = G_START / PRIOR_HIT_RATIO  # g / p
+        self._t_h = PRIOR_ANSWER_TIME / PRIOR_HANDLE_TIME  # T / H
         # decaying sums behind the estimates, starting from the priors
         self._s_att = PRIOR_ATTEMPTS
         self._s_live = PRIOR_ATTEMPTS * PRIOR_HIT_RATIO
@@ -416,9 +432,17 @@ class GroupSimulation:
         return self._dialing
 
     @property
+    def window(self) -> float:
+        """Seconds of simulated time the statistics cover."""
+        return self._window
+
+    @property
     def calls_in_progress(self) -> int:
         """Calls dialing, ringing, waiting for an agent or connected; wrap-up is not a call."""
-        return self._inflight + len(self._waiting) + self._a_talk + self._p_busy
+        ends = self._talk_ends
+        while ends and ends[0] <= self._now:
+            heappop(ends)
+        return self._inflight + len(self._waiting) + len(ends) + self._p_busy
 
     @property
     def exhausted(self) -> bool:
@@ -427,7 +451,18 @@ class GroupSimulation:
 
     @property
     def records_remaining(self) -> int:
+        """Records not finished yet: to dial, waiting for a redial, or on a call."""
         return self._remaining
+
+    @property
+    def agents_ready(self) -> int:
+        """Agents waiting for a call (not previewing, talking or in wrap-up)."""
+        return self._a_cap - self._a_occ
+
+    @property
+    def agents_busy(self) -> int:
+        """Agents talking or in wrap-up (what the busy factor counts)."""
+        return self._a_busy
 
     def set_dialing(self, dialing: Dialing | None, now: float) -> None:
         """Start, switch or stop (None) dialing; counts, learning and lists are kept."""
@@ -475,19 +510,27 @@ class GroupSimulation:
         heap = self._heap
         rand = self._rand
         log = math.log
+        att, end_age, young_ring, ysize = self._att, self._end_age, self._young_ring, self._ysize
+        max_att, retries, redial = self._max_att, self._retry, self._redial
         while heap and heap[0][0] <= now:
             t, seq, kind, a, b, x = heappop(heap)
             if t >= self._next_roll:
                 self._roll(t)
             if kind == _RESULT:
                 self._inflight -= 1
-                self._end_age[int(t - x)] += 1
+                end_age[int(t - x)] += 1
+                att[a] += 1
+                if b < max_att[a]:  # redial later (see _failed)
+                    retries[a].append((t + redial[a], b + 1))
+                else:
+                    self._fin[a] += 1
+                    self._remaining -= 1
                 if int(x) > self._aged:
                     self._young -= 1
-                    self._young_ring[int(x) % self._ysize] -= 1
-                self._att[a] += 1
-                self._failed(t, a, b)
-                self._pace(t)
+                    young_ring[int(x) % ysize] -= 1
+                    self._pace(t)
+                elif self._kind != _PREDICTIVE:
+                    self._pace(t)  # predictive pacing counts young calls only
             elif kind == _LIVE:
                 self._inflight -= 1
                 self._end_age[int(t - x)] += 1
@@ -508,14 +551,15 @@ class GroupSimulation:
                     self._a_t = t
                     self._a_occ += 1
                     self._a_busy += 1
-                    self._a_talk += 1
                     self._fin[a] += 1
                     self._remaining -= 1
                     self._connects += 1
+                    # one event for talk + wrap-up; the talk's end goes on the talk heap
+                    end = t - log(1.0 - rand()) * self._talk
+                    heappush(self._talk_ends, end)
                     self._seq += 1
                     heappush(
-                        heap,
-                        (t - log(1.0 - rand()) * self._talk, self._seq, _TALK_END, _AGENTS, 0, t),
+                        heap, (end + self._wrap * (0.5 + rand()), self._seq, _WRAP_END, 0, 0, end)
                     )
                 elif self._pool == _PORTS and self._p_busy < self._p_cap:
                     self._connect(t, a, _PORTS)
@@ -533,38 +577,23 @@ class GroupSimulation:
                 if self._waiting:
                     self._serve(t, _AGENTS)
                 self._pace(t)
-            elif kind == _TALK_END:
-                if a == _AGENTS:
-                    self._a_talk -= 1
-                    if self._wrap > 0:
-                        self._seq += 1
-                        heappush(
-                            heap,
-                            (t + self._wrap * (0.5 + rand()), self._seq, _WRAP_END, _AGENTS, 0, x),
-                        )
-                        continue
-                    self._a_area += self._a_busy * (t - self._a_t)
-                    self._a_t = t
-                    self._a_busy -= 1
-                    self._a_occ -= 1
-                else:
-                    self._p_area += self._p_busy * (t - self._p_t)
-                    self._p_t = t
-                    self._p_busy -= 1
+            elif kind == _TALK_END:  # an IVR port's call ends
+                self._p_area += self._p_busy * (t - self._p_t)
+                self._p_t = t
+                self._p_busy -= 1
                 self._handles += 1
                 if self._waiting:
-                    self._serve(t, a)
+                    self._serve(t, _PORTS)
                 self._pace(t)
             elif kind == _ABANDON:
                 if self._waiting.pop(seq, None) is not None:
                     self._abandoned += 1
                     self._failed(t, a, b)
                     self._pace(t)
-            elif kind == _REDIAL:
-                self._pending[a] -= 1
-                self._due[a].append(b)
-                if self._starved:
-                    self._pace(t)
+            elif kind == _WAKE:
+                if t >= self._wake_at:
+                    self._wake_at = math.inf
+                self._pace(t)
             elif kind == _LIVE_ENGAGED:
                 self._inflight -= 1
                 self._att[a] += 1
@@ -573,14 +602,13 @@ class GroupSimulation:
                 self._a_area += self._a_busy * (t - self._a_t)
                 self._a_t = t
                 self._a_busy += 1
-                self._a_talk += 1
                 self._fin[a] += 1
                 self._remaining -= 1
                 self._connects += 1
+                end = t - log(1.0 - rand()) * self._talk
+                heappush(self._talk_ends, end)
                 self._seq += 1
-                heappush(
-                    heap, (t - log(1.0 - rand()) * self._talk, self._seq, _TALK_END, _AGENTS, 0, t)
-                )
+                heappush(heap, (end + self._wrap * (0.5 + rand()), self._seq, _WRAP_END, 0, 0, end))
             elif kind == _RESULT_ENGAGED:
                 self._inflight -= 1
                 self._att[a] += 1
@@ -593,7 +621,7 @@ class GroupSimulation:
                     self._launch(t, a, b)
                 else:  # dialing stopped (or left preview) while the agent read the record
                     self._a_occ -= 1
-                    self._give_back(a, b)
+                    self._give_back(t, a, b)
                     self._pace(t)
         if now >= self._next_roll:
             self._roll(now)
@@ -612,7 +640,8 @@ class GroupSimulation:
         self._dialing = None
         self._kind = _NONE
         kept: list[Event] = []
-        ended: list[tuple[int, float]] = []
+        ended = 0
+        talking = 0
         for event in self._heap:
             kind = event[2]
             if kind in (_LIVE, _RESULT, _LIVE_ENGAGED, _RESULT_ENGAGED):
@@ -623,21 +652,27 @@ class GroupSimulation:
                     self._young -= 1
                     self._young_ring[int(event[5]) % self._ysize] -= 1
                     self._dial_ring[int(event[5]) % self._ysize] -= 1
-                self._give_back(event[3], event[4])
+                self._give_back(now, event[3], event[4])
             elif kind == _ABANDON:
                 if self._waiting.pop(event[1], None) is not None:
                     self._dropped += 1
                     self._failed(now, event[3], event[4])
             elif kind == _TALK_END:
-                ended.append((event[3], event[5]))
+                ended += 1
+            elif kind == _WRAP_END and event[5] > now:
+                talking += 1  # the agent is still talking: the call ends now, wrap-up follows
             else:
                 kept.append(event)
         self._waiting.clear()
+        self._talk_ends.clear()
         self._heap = kept
-        heapify(kept)
-        for pool, connected_at in ended:
+        for _ in range(ended):
             self._seq += 1
-            heappush(kept, (now, self._seq, _TALK_END, pool, 0, connected_at))
+            kept.append((now, self._seq, _TALK_END, _PORTS, 0, now))
+        for _ in range(talking):
+            self._seq += 1
+            kept.append((now + self._wrap * (0.5 + self._rand()), self._seq, _WRAP_END, 0, 0, now))
+        heapify(kept)
         self.advance(now)
 
     def statistics(self, now: float) -> GroupStatistics:
@@ -660,8 +695,10 @@ class GroupSimulation:
         d_fin = [self._fin[i] - fin0[i] for i in range(self._nlists)]
         lives = sum(d_live)
         overdial = ratio(self._abandoned + self._dropped - over0, lives)
-        if overdial is not None and self._preview_kind:
-            overdial = 0.0  # spec 3: 0 in modes that cannot overdial
+        if overdial is not None:
+            # spec 3: 0 in modes that cannot overdial; at most 1 (an abandon can fall in the
+            # window while its live answer fell just before it)
+            overdial = 0.0 if self._preview_kind else min(1.0, overdial)
         per_list = tuple(
             ListStatistics(
                 lm.name,
@@ -683,7 +720,7 @@ class GroupSimulation:
         """Cumulative counts since the simulation began (for summaries and tests)."""
         now = self._now
         logged = 0.0
-        if self._first_start is not None:
+        if self._first_start is not None and self._last_pool == _AGENTS:
             logged = self._a_cap * (now - self._first_start)
         return Totals(
             dial_attempts=self._dials,
@@ -696,6 +733,7 @@ class GroupSimulation:
             records_remaining=self._remaining,
             agent_busy_seconds=self._a_area + self._a_busy * (now - self._a_t),
             agent_logged_seconds=logged,
+            queue_wait_seconds=self._wait_sum,
         )
 
     @property
@@ -708,38 +746,47 @@ class GroupSimulation:
     def _failed(self, t: float, li: int, attempt: int) -> None:
         """An attempt that did not reach an agent: redial later, or finish the record."""
         if attempt < self._max_att[li]:
-            self._pending[li] += 1
-            self._seq += 1
-            heappush(self._heap, (t + self._redial[li], self._seq, _REDIAL, li, attempt + 1, 0.0))
+            self._retry[li].append((t + self._redial[li], attempt + 1))
         else:
             self._fin[li] += 1
             self._remaining -= 1
 
-    def _give_back(self, li: int, attempt: int) -> None:
+    def _give_back(self, t: float, li: int, attempt: int) -> None:
         """A record taken but not dialed (or cancelled) goes back, first in line."""
         if attempt == 1:
             self._fresh[li] += 1
         else:
-            self._due[li].appendleft(attempt)
+            self._retry[li].appendleft((t, attempt))
+
+    def _starve(self, t: float) -> None:
+        """No record is ready: wake the pacing up when the next redial falls due."""
+        self._starved = True
+        due = min((retry[0][0] for retry in self._retry if retry), default=math.inf)
+        if due < self._wake_at:
+            self._wake_at = due
+            self._seq += 1
+            heappush(self._heap, (max(due, t), self._seq, _WAKE, 0, 0, 0.0))
 
     def _connect(self, t: float, li: int, pool: int) -> None:
         """A live answer reaches a free agent (port): the record is finished, talk starts."""
+        self._fin[li] += 1
+        self._remaining -= 1
+        self._connects += 1
+        self._seq += 1
+        end = t - math.log(1.0 - self._rand()) * self._talk
         if pool == _AGENTS:
             self._a_area += self._a_busy * (t - self._a_t)
             self._a_t = t
             self._a_occ += 1
             self._a_busy += 1
-            self._a_talk += 1
+            heappush(self._talk_ends, end)
+            wrap_end = end + self._wrap * (0.5 + self._rand())
+            heappush(self._heap, (wrap_end, self._seq, _WRAP_END, 0, 0, end))
         else:
             self._p_area += self._p_busy * (t - self._p_t)
             self._p_t = t
             self._p_busy += 1
-        self._fin[li] += 1
-        self._remaining -= 1
-        self._connects += 1
-        self._seq += 1
-        talk = -math.log(1.0 - self._rand()) * self._talk
-        heappush(self._heap, (t + talk, self._seq, _TALK_END, pool, 0, t))
+            heappush(self._heap, (end, self._seq, _TALK_END, 0, 0, t))
 
     def _serve(self, t: float, pool: int) -> None:
         """A server freed up while live answers wait: it takes the oldest."""
@@ -749,17 +796,17 @@ class GroupSimulation:
         self._wait_sum += t - answered
         self._connect(t, li, pool)
 
-    def _take(self) -> tuple[int, int] | None:
+    def _take(self, t: float) -> tuple[int, int] | None:
         """The next record to dial: (list, attempt), round robin over the lists."""
         nl = self._nlists
         rr = self._rr
         for _ in range(nl):
             li = rr
             rr = rr + 1 if rr + 1 < nl else 0
-            due = self._due[li]
-            if due:
+            retry = self._retry[li]
+            if retry and retry[0][0] <= t:
                 self._rr = rr
-                return li, due.popleft()
+                return li, retry.popleft()[1]
             if self._fresh[li]:
                 self._fresh[li] -= 1
                 self._rr = rr
@@ -786,11 +833,11 @@ class GroupSimulation:
 
     def _dial(self, t: float, n: int) -> None:
         """Dial up to n records now, drawing each outcome; the lists may run dry (starved)."""
-        if t - self._young_span - 1.0 >= self._aged + 1:
+        if t >= self._age_next:
             self._age(t)
         heap = self._heap
         rand = self._rand
-        dues, fresh, nl = self._due, self._fresh, self._nlists
+        retries, fresh, nl = self._retry, self._fresh, self._nlists
         thr_am, thr_live, thr_busy = self._thr_am, self._thr_live, self._thr_busy
         rings, timeouts = self._ring, self._timeout
         delay = self._delay
@@ -803,9 +850,9 @@ class GroupSimulation:
             for _ in range(nl):  # the next record, round robin over the lists
                 li = rr
                 rr = rr + 1 if rr + 1 < nl else 0
-                due = dues[li]
-                if due:
-                    attempt = due.popleft()
+                retry = retries[li]
+                if retry and retry[0][0] <= t:
+                    attempt = retry.popleft()[1]
                     break
                 if fresh[li]:
                     fresh[li] -= 1
@@ -833,7 +880,10 @@ class GroupSimulation:
             dialed += 1
         self._rr = rr
         self._seq = seq
-        self._starved = starved
+        if starved:
+            self._starve(t)
+        else:
+            self._starved = False
         if dialed:
             self._dials += dialed
             self._inflight += dialed
@@ -865,10 +915,9 @@ class GroupSimulation:
         if kind == _PREDICTIVE:
             if t >= self._ctl_next:
                 self._control(t)
-            young = self._young if t - self._young_span - 1.0 < self._aged + 1 else self._age(t)
+            young = self._young if t < self._age_next else self._age(t)
             p = self._est_p
-            expected = ready + busy * self._est_t / self._est_h
-            want = self._g * expected / p
+            want = self._g_p * (ready + busy * self._t_h)
             lines = MAX_LINES_PER_SERVER * cap - (self._inflight - young)
             if want > lines:
                 want = lines
@@ -884,9 +933,9 @@ class GroupSimulation:
         else:  # preview: each ready agent takes a record and reads it
             self._starved = False
             while free > 0:
-                record = self._take()
+                record = self._take(t)
                 if record is None:
-                    self._starved = True
+                    self._starve(t)
                     return
                 free -= 1
                 self._a_occ += 1
@@ -918,6 +967,7 @@ class GroupSimulation:
                 ring[i] = dials[i] = lives[i] = 0
             self._young = young
             self._aged = last
+        self._age_next = self._young_span + last + 1 + AGE_STEP
         return self._young
 
     def _young_lives(self, t: float) -> float:
@@ -994,7 +1044,8 @@ class GroupSimulation:
         self._est_t = self._s_ans / self._s_answers
         self._est_h = max(1.0, self._s_area / self._s_handles)
         if self._cohort_att >= HISTORY_LENGTH:
-            self._young_span = min(self._ans_max, self._ysize - 3.0)
+            self._young_span = min(self._ans_max, self._ysize - 3.0 - AGE_STEP)
+            self._age_next = self._young_span + self._aged + 1 + AGE_STEP
         # gain: integral control on the optimization goal
         cap = self._a_cap if self._pool == _AGENTS else self._p_cap
         method = self._method
@@ -1010,15 +1061,18 @@ class GroupSimulation:
                 per_call = K_ABANDON / max(cap, MIN_STEP_AGENTS)
                 step = per_call * (goal * d_live - (over - over0))
             elif method == OptimizeBy.AVERAGE_DISTRIBUTION_TIME:
-                distributed = self._connects - conn0
+                # answered calls: distributed ones count their wait, abandoned ones the grace
+                answered = self._connects - conn0 + over - over0
                 waited = self._wait_sum - wait0 + self._grace * (over - over0)
-                step = K_DISTRIBUTION / cap * (goal * distributed - waited) / max(goal, 1.0)
+                step = K_DISTRIBUTION / cap * (goal * answered - waited) / max(goal, 1.0)
         if (step > 0 and self._starved) or self._cohort_att < HISTORY_LENGTH:
             step = 0.0  # no wind-up while the lists cannot keep up, nor while learning
         logg = self._logg + step
         logg = min(max(logg, _LOG_G_MIN), _LOG_G_MAX)
         self._logg = logg
         self._g = math.exp(logg)
+        self._g_p = self._g / self._est_p
+        self._t_h = self._est_t / self._est_h
         self._ctl_mark(t)
 
     # -- statistics window ---------------------------------------------------------------

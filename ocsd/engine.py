@@ -1,11 +1,14 @@
 """All Campaign Groups of one tenant: requests in, immutable snapshots out.
 
-Pure: the caller passes the time. The daemon turns each snapshot into a body and
-hands it to the notifier; the engine never knows about HTTP.
+Pure: the caller passes the wall time (epoch seconds); the engine maps it to the
+simulated clock of the dialing simulations (``time-scale``) and never reads a clock
+itself. The daemon turns each snapshot into a body and hands it to the notifier; the
+engine never knows about HTTP.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,8 @@ from ocsd.campaign import (
     Request,
     Transition,
 )
-from ocsd.genesys import Action, Actor, label, status_name
+from ocsd.dialer import GroupModel, GroupSimulation
+from ocsd.genesys import Action, Actor, GroupStatus, label, status_name
 from ocsd.stats import GroupStatistics, no_data
 
 
@@ -33,16 +37,48 @@ class GroupDefinition:
 
     identity: GroupIdentity
     dialing: Dialing
+    model: GroupModel
     auto_complete: bool = False
-    agents: int = 0
+
+
+class SimClock:
+    """Maps wall time to simulated time: ``sim = base + (wall - anchor) * scale``.
+
+    Rescaling re-anchors at the current instant, so simulated time never jumps.
+    """
+
+    def __init__(self, wall_start: float, scale: float = 1.0) -> None:
+        self._anchor = wall_start
+        self._base = 0.0
+        self.scale = scale
+
+    def __call__(self, wall: float) -> float:
+        return self._base + max(0.0, wall - self._anchor) * self.scale
+
+    def rescale(self, wall: float, scale: float) -> None:
+        self._base = self(wall)
+        self._anchor = wall
+        self.scale = scale
 
 
 class Engine:
-    """Owns every CampaignGroup, keyed by DBID, in configuration order."""
+    """Owns every CampaignGroup and its dialing simulation, keyed by DBID."""
 
-    def __init__(self, definitions: Iterable[GroupDefinition]) -> None:
+    def __init__(
+        self,
+        definitions: Iterable[GroupDefinition],
+        wall_start: float,
+        time_scale: float = 1.0,
+        stats_window: float = 300.0,
+        seed: int | None = None,
+    ) -> None:
+        self.clock = SimClock(wall_start, time_scale)
+        self.stats_window = stats_window
+        self.seed = seed
         self._groups: dict[int, CampaignGroup] = {}
         self._definitions: dict[int, GroupDefinition] = {}
+        self._simulations: dict[int, GroupSimulation] = {}
+        self._stale_models: set[int] = set()  # loaded groups whose model changed by reload
         for definition in definitions:
             self._add(definition)
 
@@ -54,6 +90,45 @@ class Engine:
             default_dialing=definition.dialing,
             default_auto_complete=definition.auto_complete,
         )
+
+    # -- live reconfiguration ------------------------------------------------------------
+
+    def definition(self, dbid: int) -> GroupDefinition:
+        return self._definitions[dbid]
+
+    @property
+    def definitions(self) -> dict[int, GroupDefinition]:
+        return dict(self._definitions)
+
+    def add(self, definition: GroupDefinition) -> None:
+        """A group new in the configuration: it appears NotLoaded."""
+        self._add(definition)
+
+    def remove(self, dbid: int, now: float) -> list[GroupSnapshot]:
+        """A group gone from the configuration: force-unloaded if loaded (action 29), then removed."""
+        group = self.group(dbid)
+        snapshots: list[GroupSnapshot] = []
+        if group.loaded:
+            snapshots = self.request(dbid, Request.FORCE_UNLOAD, Actor.OCS, now)
+        del self._groups[dbid], self._definitions[dbid]
+        self._simulations.pop(dbid, None)
+        self._stale_models.discard(dbid)
+        return snapshots
+
+    def update(self, definition: GroupDefinition) -> None:
+        """Changed attributes show in the next bodies; a changed dialing model applies at next load."""
+        dbid = definition.identity.dbid
+        old = self._definitions[dbid]
+        self._definitions[dbid] = definition
+        group = self._groups[dbid]
+        group.identity = definition.identity
+        group.default_dialing = definition.dialing
+        group.default_auto_complete = definition.auto_complete
+        if definition.model != old.model and dbid in self._simulations:
+            if group.loaded:
+                self._stale_models.add(dbid)
+            else:
+                del self._simulations[dbid]
 
     def __len__(self) -> int:
         return len(self._groups)
@@ -71,6 +146,51 @@ class Engine:
         except KeyError:
             raise UnknownGroup(dbid) from None
 
+    # -- the simulation behind each group -----------------------------------------------
+
+    def _simulation(self, dbid: int, sim_now: float) -> GroupSimulation:
+        """The group's simulation, made on first load; its lists stay drained across reloads."""
+        simulation = self._simulations.get(dbid)
+        if simulation is None:
+            rng = random.Random(f"{self.seed}:{dbid}") if self.seed is not None else random.Random()
+            simulation = GroupSimulation(
+                self._definitions[dbid].model, rng, start=sim_now, window=self.stats_window
+            )
+            self._simulations[dbid] = simulation
+        return simulation
+
+    def _catch_up(self, group: CampaignGroup, sim_now: float) -> None:
+        simulation = self._simulations.get(group.identity.dbid)
+        if simulation is not None:
+            simulation.advance(sim_now)
+            group.calls_in_progress = simulation.calls_in_progress
+
+    def advance(self, now: float) -> list[GroupSnapshot]:
+        """Run every simulation up to ``now``; return what internal conditions caused.
+
+        A waiting unload completes when the last call ends (actor of the unload); a
+        running group with auto-completion whose records are exhausted stops and
+        unloads itself (actions 10 then 8, actor 3).
+        """
+        sim_now = self.clock(now)
+        snapshots: list[GroupSnapshot] = []
+        for dbid, simulation in self._simulations.items():
+            group = self._groups[dbid]
+            if group.status == GroupStatus.NOT_LOADED:
+                continue
+            simulation.advance(sim_now)
+            group.calls_in_progress = simulation.calls_in_progress
+            transitions: list[Transition] = []
+            if group.status == GroupStatus.WAITING_UNLOAD and group.calls_in_progress == 0:
+                transitions = group.calls_ended(now)
+            elif (
+                group.status == GroupStatus.RUNNING and group.auto_complete and simulation.exhausted
+            ):
+                transitions = group.apply(Request.UNLOAD, Actor.OCS, now)
+                simulation.set_dialing(None, sim_now)
+            snapshots.extend(self._snapshot(group, t, sim_now) for t in transitions)
+        return snapshots
+
     def request(
         self,
         dbid: int,
@@ -82,11 +202,22 @@ class Engine:
     ) -> list[GroupSnapshot]:
         """Apply a request to one group; raises UnknownGroup, RequestRefused, InvalidParameter."""
         group = self.group(dbid)
+        sim_now = self.clock(now)
+        self._catch_up(group, sim_now)
         transitions = group.apply(request, actor, now, change, auto_complete)
-        return [self._snapshot(group, t) for t in transitions]
+        if request == Request.LOAD and dbid in self._stale_models:
+            self._stale_models.discard(dbid)
+            del self._simulations[dbid]
+        simulation = self._simulation(dbid, sim_now)
+        if request == Request.FORCE_UNLOAD:
+            simulation.drop_calls(sim_now)
+        else:
+            simulation.set_dialing(group.dialing, sim_now)
+        return [self._snapshot(group, t, sim_now) for t in transitions]
 
     def periodic(self, now: float) -> list[GroupSnapshot]:
         """One periodic snapshot per loaded group (spec 1: active means loaded)."""
+        sim_now = self.clock(now)
         return [
             GroupSnapshot(
                 identity=group.identity,
@@ -95,16 +226,21 @@ class Engine:
                 action=Action.PERIODIC,
                 actor=Actor.UNKNOWN,
                 at=now,
-                statistics=self.statistics(group),
+                statistics=self._statistics(group, sim_now),
             )
             for group in self._groups.values()
             if group.loaded
         ]
 
-    def statistics(self, group: CampaignGroup) -> GroupStatistics:
-        return no_data(group.identity)
+    def _statistics(self, group: CampaignGroup, sim_now: float) -> GroupStatistics:
+        simulation = self._simulations.get(group.identity.dbid)
+        if simulation is None:
+            return no_data(group.identity)
+        return simulation.statistics(sim_now)
 
-    def _snapshot(self, group: CampaignGroup, transition: Transition) -> GroupSnapshot:
+    def _snapshot(
+        self, group: CampaignGroup, transition: Transition, sim_now: float
+    ) -> GroupSnapshot:
         return GroupSnapshot(
             identity=group.identity,
             status=transition.status,
@@ -112,15 +248,20 @@ class Engine:
             action=transition.action,
             actor=transition.actor,
             at=transition.at,
-            statistics=self.statistics(group),
+            statistics=self._statistics(group, sim_now),
         )
 
-    def view(self, dbid: int) -> dict[str, Any]:
+    # -- views of the control API -------------------------------------------------------
+
+    def view(self, dbid: int, now: float) -> dict[str, Any]:
         """The control API's JSON view of one group."""
         group = self.group(dbid)
+        sim_now = self.clock(now)
+        self._catch_up(group, sim_now)
         ident = group.identity
-        stats = self.statistics(group)
+        stats = self._statistics(group, sim_now)
         dialing = group.dialing
+        model = self._definitions[dbid].model
         return {
             "name": ident.name,
             "dbid": ident.dbid,
@@ -129,12 +270,13 @@ class Engine:
             "group": ident.group,
             "template": ident.template,
             "queue": ident.queue,
-            "agents": self._definitions[dbid].agents,
+            "agents": model.agents,
             "status": {"code": int(group.status), "name": status_name(group.status)},
             "dial_mode": _coded(dialing.mode) if dialing else None,
             "optimize_by": _coded(dialing.optimize_by) if dialing and dialing.optimize_by else None,
             "optimize_goal": dialing.optimize_goal if dialing and dialing.optimize_by else None,
             "auto_complete": group.auto_complete,
+            "calls_in_progress": group.calls_in_progress,
             "statistics": {
                 "busy_factor": stats.busy_factor,
                 "hit_ratio": stats.hit_ratio,
@@ -152,8 +294,8 @@ class Engine:
             },
         }
 
-    def views(self) -> list[dict[str, Any]]:
-        return [self.view(dbid) for dbid in self._groups]
+    def views(self, now: float) -> list[dict[str, Any]]:
+        return [self.view(dbid, now) for dbid in self._groups]
 
 
 def _coded(member: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -29,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity, validate_dialing
 from ocsd.genesys import DialMode, OptimizeBy, parse_enum
 from ocsd.redact import redact_uri
+from ocsd.schedule import Entry, parse_schedule
 
 ENV_PREFIX = "OCSD_"
 #: Namespace of the UUIDs derived from DBIDs; never change it, receivers key on the UUIDs.
@@ -55,6 +57,7 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "stats-window": "stats_window",
         "time-scale": "time_scale",
         "seed": "seed",
+        "schedule-timezone": "schedule_timezone",
     },
 }
 FIELD_PLACES: dict[str, tuple[str, str]] = {
@@ -137,6 +140,17 @@ class CampaignGroupSettings(BaseModel):
     optimize_goal: int = 80
     calling_lists: tuple[str, ...]
     auto_complete: bool = False
+    # Outbound Schedule: "<when> <command> [args]; ..." (see ocsd/schedule.py); actor 2.
+    schedule: str = ""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        parse_schedule(value)  # raises ScheduleError (a ValueError) naming the bad command
+        return value
+
+    def schedule_entries(self) -> tuple[Entry, ...]:
+        return parse_schedule(self.schedule)
 
     _parse_dial_mode = field_validator("dial_mode", mode="before")(_enum_validator(DialMode))
     _parse_optimize_by = field_validator("optimize_by", mode="before")(_enum_validator(OptimizeBy))
@@ -188,6 +202,19 @@ class Settings(BaseSettings):
     stats_window: Annotated[float, Field(gt=0)] = 300.0
     time_scale: Annotated[float, Field(gt=0, le=100_000)] = 1.0
     seed: int | None = None
+    schedule_timezone: str = "UTC"
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
+        return value
+
     # [campaign-group:<name>] and [calling-list:<name>] sections
     campaign_groups: dict[str, CampaignGroupSettings] = Field(default_factory=dict)
     calling_lists: dict[str, CallingListSettings] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from ocsd.campaign import (
     Request,
     RequestRefused,
 )
+from ocsd.dialer import GroupModel, ListModel
 from ocsd.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
 
@@ -33,7 +34,13 @@ def definition(
         queue=f"7{dbid}",
         calling_lists=tuple(CallingListIdentity(name, list_dbid) for name, list_dbid in lists),
     )
-    return GroupDefinition(identity, dialing, agents=agents)
+    model = GroupModel(
+        name=identity.name,
+        dbid=dbid,
+        lists=tuple(ListModel(name, list_dbid) for name, list_dbid in lists),
+        agents=agents,
+    )
+    return GroupDefinition(identity, dialing, model)
 
 
 PREDICTIVE = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85)
@@ -43,12 +50,14 @@ PROGRESSIVE = Dialing(DialMode.PROGRESSIVE)
 @pytest.fixture
 def engine() -> Engine:
     return Engine(
-        [
+        wall_start=NOW - 60,
+        seed=1,
+        definitions=[
             definition(101, PREDICTIVE, ("Q4", 201), ("Lapsed", 202), agents=25),
             definition(102, PROGRESSIVE, ("Collections", 211)),
             definition(103, PREDICTIVE, ("Survey", 221)),
             definition(104, PROGRESSIVE, ("Spare", 231)),
-        ]
+        ],
     )
 
 
@@ -61,7 +70,13 @@ def test_request_returns_a_snapshot_per_transition_with_every_calling_list(
 ) -> None:
     [loaded] = engine.request(101, Request.LOAD, Actor.CLIENT, NOW)
     engine.request(101, Request.START, Actor.CLIENT, NOW + 1)
-    stop, unload = engine.request(101, Request.UNLOAD, Actor.SCHEDULE, NOW + 2)
+    # Predictive dialing starts at once: calls are ringing when the unload comes, so the
+    # group stops, waits (WaitingUnload) and is unloaded when the last call has ended.
+    [stop] = engine.request(101, Request.UNLOAD, Actor.SCHEDULE, NOW + 2)
+    assert engine.group(101).status == GroupStatus.WAITING_UNLOAD
+    assert engine.group(101).calls_in_progress > 0
+    assert engine.advance(NOW + 3) == []
+    [unload] = engine.advance(NOW + 3600)
 
     assert (loaded.action, loaded.actor, loaded.status, loaded.at) == (
         Action.LOAD,
@@ -102,8 +117,9 @@ def test_periodic_reports_every_loaded_group_and_no_other(engine: Engine) -> Non
     engine.request(101, Request.START, Actor.CLIENT, NOW)
     engine.request(102, Request.LOAD, Actor.CLIENT, NOW)
     engine.request(103, Request.LOAD, Actor.CLIENT, NOW)
-    engine.group(103).calls_in_progress = 2
-    engine.request(103, Request.UNLOAD, Actor.CLIENT, NOW)
+    engine.request(103, Request.START, Actor.CLIENT, NOW)
+    engine.advance(NOW + 5)
+    engine.request(103, Request.UNLOAD, Actor.CLIENT, NOW + 5)  # calls still ringing
     # 104 stays NotLoaded
 
     tick = NOW + 10
@@ -136,7 +152,7 @@ def test_an_unknown_dbid_is_refused(engine: Engine) -> None:
     with pytest.raises(UnknownGroup):
         engine.request(999, Request.LOAD, Actor.CLIENT, NOW)
     with pytest.raises(UnknownGroup):
-        engine.view(999)
+        engine.view(999, NOW)
     with pytest.raises(UnknownGroup):
         engine.group(999)
     assert 999 not in engine
@@ -145,7 +161,7 @@ def test_an_unknown_dbid_is_refused(engine: Engine) -> None:
 
 def test_view_of_a_group_through_its_life_cycle(engine: Engine) -> None:
     def view() -> dict[str, object]:
-        result = engine.view(101)
+        result = engine.view(101, NOW)
         assert json.loads(json.dumps(result)) == result  # plain JSON
         return result
 
@@ -181,7 +197,7 @@ def test_view_of_a_group_through_its_life_cycle(engine: Engine) -> None:
 
 
 def test_view_lists_the_statistics_of_every_calling_list(engine: Engine) -> None:
-    statistics = engine.view(101)["statistics"]
+    statistics = engine.view(101, NOW)["statistics"]
 
     assert [(cl["name"], cl["dbid"]) for cl in statistics["calling_lists"]] == [
         ("Q4", 201),
@@ -197,4 +213,45 @@ def test_view_lists_the_statistics_of_every_calling_list(engine: Engine) -> None
 
 
 def test_views_follow_the_configuration_order(engine: Engine) -> None:
-    assert [view["dbid"] for view in engine.views()] == [101, 102, 103, 104]
+    assert [view["dbid"] for view in engine.views(NOW)] == [101, 102, 103, 104]
+
+
+def test_auto_completion_stops_and_unloads_with_actor_3_when_the_list_runs_out() -> None:
+    tiny = definition(301, PREDICTIVE, ("Tiny", 401), agents=5)
+    tiny_lists = (ListModel("Tiny", 401, records=20, max_attempts=1),)
+    tiny = GroupDefinition(
+        tiny.identity, tiny.dialing, GroupModel("Group 301", 301, tiny_lists, agents=5)
+    )
+    engine = Engine([tiny], wall_start=NOW, seed=3)
+    engine.request(301, Request.LOAD, Actor.CLIENT, NOW)
+    # GSW_AUTO_COMPLETION is asked for per request (spec 5): here on StartDialing.
+    engine.request(301, Request.START, Actor.CLIENT, NOW, auto_complete=True)
+
+    changes = []
+    for second in range(1, 7200):
+        changes = engine.advance(NOW + second)
+        if changes:
+            break
+
+    assert [(c.action, c.actor, c.status) for c in changes] == [
+        (Action.STOP, Actor.OCS, GroupStatus.ACTIVE),
+        (Action.UNLOAD, Actor.OCS, GroupStatus.NOT_LOADED),
+    ]
+    assert changes[-1].statistics.time_to_complete == 0
+
+
+def test_without_auto_completion_an_exhausted_group_keeps_running() -> None:
+    lists = (ListModel("Tiny", 401, records=20, max_attempts=1),)
+    group = GroupDefinition(
+        definition(301, PREDICTIVE, ("Tiny", 401)).identity,
+        PREDICTIVE,
+        GroupModel("Group 301", 301, lists, agents=5),
+    )
+    engine = Engine([group], wall_start=NOW, seed=3)
+    engine.request(301, Request.LOAD, Actor.CLIENT, NOW)
+    engine.request(301, Request.START, Actor.CLIENT, NOW)
+
+    assert all(engine.advance(NOW + second) == [] for second in range(1, 7200, 10))
+    assert engine.group(301).status == GroupStatus.RUNNING
+    [tick] = engine.periodic(NOW + 7200)
+    assert tick.statistics.time_to_complete == 0
