@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate_command.configure_parser(simulate)
     simulate.set_defaults(func=simulate_command.run)
+
+    from ocsd import sink as sink_command
+
+    sink = commands.add_parser("sink", help="a receiver that checks and logs what ocsd sends")
+    sink_command.configure_parser(sink)
+    sink.set_defaults(func=sink_command.run)
     return parser
 
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
 from ocsd.engine import UnknownGroup
@@ -42,6 +43,10 @@ class Controller(Protocol):
     def group_view(self, dbid: int) -> dict[str, Any]: ...
 
     def health(self) -> dict[str, Any]: ...
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def registry(self) -> CollectorRegistry: ...
 
 
 CONTROLLER = web.AppKey("controller", Controller)
@@ -176,7 +181,19 @@ async def act_on_group(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the loop answers. Never depends on the receiver."""
     return _json(request.app[CONTROLLER].health())
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, detail = request.app[CONTROLLER].readiness()
+    return _json(detail, http_status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[CONTROLLER].registry()
+    body = generate_latest(registry)  # small: fixed label sets, counts read at scrape time
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @web.middleware
@@ -209,4 +226,6 @@ def create_app(controller: Controller) -> web.Application:
     app.router.add_get("/campaigngroups/{dbid}", show_group)
     app.router.add_post("/campaigngroups/{dbid}", act_on_group)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     return app

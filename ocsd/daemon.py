@@ -16,12 +16,14 @@ import heapq
 import itertools
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import uvloop
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from ocsd import control
 from ocsd.body import GroupSnapshot, Tenant, build_body, encode
@@ -30,7 +32,8 @@ from ocsd.dialer import GroupModel
 from ocsd.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.genesys import Actor, status_name
 from ocsd.logs import get_logger
-from ocsd.notifier import Kind, Notification, Notifier
+from ocsd.metrics import DaemonFigures, Metrics
+from ocsd.notifier import DeliveryCounters, Kind, Notification, Notifier
 from ocsd.redact import redact_uri
 from ocsd.schedule import Entry
 from ocsd.settings import ConfigError, Settings, load_settings
@@ -150,6 +153,10 @@ class Daemon:
             self.started_wall, ZoneInfo(settings.schedule_timezone), self._run_schedule_entry
         )
         self.reloads = 0
+        self.reload_results: Counter[str] = Counter()
+        self.metrics = Metrics()
+        self.metrics.collect_from(self._figures)
+        self.ready = False
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing_notifiers: set[asyncio.Task[Any]] = set()  # notifier drains, reloads
@@ -213,6 +220,7 @@ class Daemon:
             time_scale=settings.time_scale,
             config=self.config_path or "embedded example",
         )
+        self.ready = True
         if self.start_all:
             self._start_all()
 
@@ -280,7 +288,8 @@ class Daemon:
             Notification(kind, snapshot.identity.name, snapshot.identity.dbid, body)
         )
 
-    def _tick(self, _lateness: float) -> None:
+    def _tick(self, lateness: float) -> None:
+        self.metrics.tick_lateness.observe(lateness)
         if self.notifier is None:
             return
         for snapshot in self.engine.periodic(self.clock()):
@@ -341,6 +350,7 @@ class Daemon:
             settings.campaigngroup_states_uri,
             settings.http_response_timeout,
             settings.http_connection_pool_size,
+            latency=self.metrics.post_latency,
         )
         if self.notifier is not None:
             notifier.counters = self.notifier.counters  # metrics stay cumulative
@@ -372,6 +382,7 @@ class Daemon:
             try:
                 new = await asyncio.to_thread(load_settings, self.config_path)
             except ConfigError as exc:
+                self.reload_results["refused"] += 1
                 log.error(
                     "configuration refused; still running on the previous one",
                     trigger=trigger,
@@ -380,6 +391,7 @@ class Daemon:
                 return False
             changed = await self._apply_settings(new)
             self.reloads += 1
+            self.reload_results["applied"] += 1
             log.info("configuration reloaded", trigger=trigger, changed=changed or ["nothing"])
             return True
 
@@ -485,6 +497,32 @@ class Daemon:
 
     def group_view(self, dbid: int) -> dict[str, Any]:
         return self.engine.view(dbid, self.clock())
+
+    def _figures(self) -> DaemonFigures:
+        counters = self.notifier.counters if self.notifier else DeliveryCounters()
+        return DaemonFigures(
+            sent=counters.sent,
+            failed=counters.failed,
+            dropped=counters.dropped,
+            statuses=Counter(group.status for group in self.engine.groups),
+            pending=self.notifier.pending if self.notifier else 0,
+            reloads=self.reload_results,
+            ticks_skipped=self.ticker.skipped,
+        )
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: configuration loaded, control server up, loop tasks running."""
+        tasks_alive = bool(self._tasks) and not any(t.done() for t in self._tasks)
+        ready = self.ready and tasks_alive and not self._should_exit.is_set()
+        return ready, {
+            "ready": ready,
+            "configuration": self.config_path or "embedded example",
+            "loop_tasks_running": tasks_alive,
+            "stopping": self._should_exit.is_set(),
+        }
+
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     def health(self) -> dict[str, Any]:
         return {

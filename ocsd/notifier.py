@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
+from prometheus_client import Histogram
 
 from ocsd.logs import get_logger
 from ocsd.redact import redact_uri
@@ -52,7 +53,6 @@ class DeliveryCounters:
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
-    latency_total: float = 0.0
 
 
 class _Worker:
@@ -79,7 +79,9 @@ class _Worker:
 class Notifier:
     """Posts bodies to one URI through a connection pool of ``pool_size`` connections."""
 
-    def __init__(self, uri: str, timeout: float, pool_size: int) -> None:
+    def __init__(
+        self, uri: str, timeout: float, pool_size: int, latency: Histogram | None = None
+    ) -> None:
         self.uri = uri
         self.safe_uri = redact_uri(uri)
         self.timeout = timeout
@@ -91,6 +93,9 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._closing = False
+        self._latency = (
+            {kind: latency.labels(kind) for kind in ("state", "periodic")} if latency else {}
+        )
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.pool_size, limit_per_host=self.pool_size)
@@ -200,7 +205,8 @@ class Notifier:
             reason = "connection error"
             detail["error"] = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
         elapsed = time.perf_counter() - started
-        self.counters.latency_total += elapsed
+        if self._latency:
+            self._latency[notification.kind].observe(elapsed)
         if reason is None:
             self.counters.sent[notification.kind] += 1
             return

@@ -1,0 +1,122 @@
+"""Prometheus metrics of one daemon, on its own registry.
+
+Counters live where the work happens (the notifier's DeliveryCounters, the ticker,
+the reload count) as plain integers; this collector reads them at scrape time, so
+the hot path pays nothing for metrics. Histograms are prometheus-client's own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ocsd.genesys import GroupStatus, status_name
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+
+
+class Metrics:
+    """The registry of one daemon, its histograms, and the collector of its counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.post_latency = Histogram(
+            "ocsd_post_latency_seconds",
+            "Time from the start of a POST to its answer (or failure)",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tick_lateness = Histogram(
+            "ocsd_tick_lateness_seconds",
+            "How late each periodic tick ran after its due time on the drift-free grid",
+            buckets=LATENESS_BUCKETS,
+            registry=self.registry,
+        )
+
+    def collect_from(self, source: Callable[[], DaemonFigures]) -> None:
+        self.registry.register(_DaemonCollector(source))
+
+
+class DaemonFigures:
+    """What the collector reads from the daemon at scrape time."""
+
+    def __init__(
+        self,
+        sent: Counter[str],
+        failed: Counter[tuple[str, str]],
+        dropped: Counter[tuple[str, str]],
+        statuses: Counter[GroupStatus],
+        pending: int,
+        reloads: Counter[str],
+        ticks_skipped: int,
+    ) -> None:
+        self.sent = sent
+        self.failed = failed
+        self.dropped = dropped
+        self.statuses = statuses
+        self.pending = pending
+        self.reloads = reloads
+        self.ticks_skipped = ticks_skipped
+
+
+class _DaemonCollector(Collector):
+    def __init__(self, source: Callable[[], DaemonFigures]) -> None:
+        self._source = source
+
+    def describe(self) -> list[Any]:
+        return []  # unchecked collector: its families are built at scrape time
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._source()
+        sent = CounterMetricFamily(
+            "ocsd_notifications_sent", "Notifications the receiver accepted (2xx)", labels=["kind"]
+        )
+        for kind in ("state", "periodic"):
+            sent.add_metric([kind], figures.sent.get(kind, 0))
+        yield sent
+        failed = CounterMetricFamily(
+            "ocsd_notifications_failed",
+            "Notifications posted but not accepted, by reason (refused, timeout, HTTP status, ...)",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), count in sorted(figures.failed.items()):
+            failed.add_metric([kind, reason], count)
+        yield failed
+        dropped = CounterMetricFamily(
+            "ocsd_notifications_dropped",
+            "Notifications never posted: backlog full, superseded, or shutdown",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), count in sorted(figures.dropped.items()):
+            dropped.add_metric([kind, reason], count)
+        yield dropped
+        groups = GaugeMetricFamily(
+            "ocsd_campaign_groups", "Campaign Groups by status", labels=["status"]
+        )
+        for status in GroupStatus:
+            if status != GroupStatus.UNKNOWN:
+                groups.add_metric([status_name(status)], figures.statuses.get(status, 0))
+        yield groups
+        yield GaugeMetricFamily(
+            "ocsd_notifications_pending",
+            "Notifications queued or in flight",
+            value=figures.pending,
+        )
+        reloads = CounterMetricFamily(
+            "ocsd_config_reloads", "Configuration reloads, by result", labels=["result"]
+        )
+        for result in ("applied", "refused"):
+            reloads.add_metric([result], figures.reloads.get(result, 0))
+        yield reloads
+        yield CounterMetricFamily(
+            "ocsd_ticks_skipped",
+            "Periodic ticks skipped because the loop was a whole interval late",
+            value=figures.ticks_skipped,
+        )
