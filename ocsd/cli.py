@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ocsd.settings import ConfigError, describe_settings, load_settings
@@ -48,6 +49,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(settings.calling_lists)} calling list(s)",
     )
     return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from ocsd.sink import run  # aiohttp is imported only by the commands that serve
+
+    return run(args)
 
 
 # -- ctl: a small client of the control API -------------------------------------------
@@ -174,11 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_command.configure_parser(simulate)
     simulate.set_defaults(func=simulate_command.run)
 
-    from ocsd import sink as sink_command
-
     sink = commands.add_parser("sink", help="a receiver that checks and logs what ocsd sends")
-    sink_command.configure_parser(sink)
-    sink.set_defaults(func=sink_command.run)
+    sink.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sink.add_argument("--port", type=int, default=8080, help="port to listen on")
+    sink.add_argument(
+        "--record", type=Path, help="append every message and its verdict as JSON lines"
+    )
+    sink.add_argument("--log-format", choices=["json", "console"], default="json")
+    sink.set_defaults(func=cmd_sink)
     return parser
 
 

@@ -3,34 +3,39 @@
 Pure: the caller passes simulated time (``advance(now)``) and the random generator;
 nothing here reads a clock, logs or does I/O. Events are plain tuples on one heap,
 agents and records are counts (no object per agent, record or call), and the windowed
-statistics of spec section 3 are differences of cumulative counters kept in a ring of
-snapshots (``ocsd.stats.SnapshotRing``), so ``statistics(now)`` costs O(lists).
+statistics of spec section 3 are differences of cumulative counters recorded at the
+boundaries of the window's buckets (``ocsd.stats.SnapshotRing``), so ``statistics(now)``
+costs O(calling lists), whatever the traffic.
 
-[ocsd decisions] of the model, all in this module (constants below) so they can be
-changed in one place:
+[ocsd decisions], each with its constant below so it can be changed in one place:
 
 * Outcome of a dial attempt, drawn when it is dialed from its calling list's mix:
   live answer, answering machine, busy, or no answer (the rest). A live or machine
-  answer comes after ring-time x uniform(0.5, 1.5) seconds (never later than
-  no-answer-timeout); busy ends after BUSY_SIGNAL_TIME; no answer after
-  no-answer-timeout.
+  answer comes after ring-time x uniform(0.5, 1.5) seconds (at most no-answer-timeout);
+  busy ends after BUSY_SIGNAL_TIME; no answer after no-answer-timeout.
 * A live answer reaches the agents' queue TRANSFER_DELAY seconds after the answer
   (call-progress detection and transfer). The "with seizing" variants and the GVP
   modes connect at once (the agent, or the IVR port, is already on the line): that is
   the only difference between a mode and its seizing variant.
-* A live answer that finds no free agent (port) waits ABANDON_GRACE seconds; if none
+* A live answer that finds no ready agent waits ABANDON_GRACE seconds; if no agent
   frees up by then it is abandoned: an overdial. With optimize-by
-  average-distribution-time the group lets calls wait longer: ADT_QUEUE_FACTOR x goal
-  (at least ABANDON_GRACE). Calls waiting when ``drop_calls`` runs count as dropped.
-* Which outcomes finish a record: a live answer connected to an agent finishes it (at
-  connection). Answering machine, busy, no answer and abandoned calls are retried
-  after the list's redial-delay, up to max-attempts dial attempts in all; the last
-  failed attempt finishes the record. Due redials are dialed before fresh records;
-  lists are taken in turn (round robin over the lists with a record ready).
+  average-distribution-time calls may wait ADT_QUEUE_FACTOR x goal (at least the grace).
+* Records: a live answer connected to an agent finishes its record. Answering
+  machine, busy, no answer and abandoned calls are redialed after the list's
+  redial-delay, up to max-attempts dial attempts in all; the last failed attempt
+  finishes the record. Due redials go before fresh records; lists take turns (round
+  robin over the lists with a record ready). A list drains when every record is
+  finished; ``exhausted`` is every list drained and no call in progress.
 * Agents: talk time is exponential with mean talk-time, wrap-up uniform on
-  [0.5, 1.5] x wrap-up-time; busy factor counts talk + wrap-up. GVP modes have no
-  agents: calls go to ``ports`` IVR ports (exponential talk-time, no wrap-up) and the
-  busy factor is null.
+  [0.5, 1.5] x wrap-up-time; the busy factor counts talk + wrap-up; agents are logged
+  in from the group's first start (stopping does not log them out, so the busy factor
+  falls while a group is stopped). GVP modes have no agents: live answers go to
+  ``ports`` IVR ports (exponential talk-time, no wrap-up); the busy factor is null.
+* Stop (``set_dialing(None)``): no new dial; calls in progress (and a record an agent
+  is previewing, which goes back undialed) finish normally. ``drop_calls`` (force
+  unload) also stops dialing, cancels the calls dialing (their records go back, the
+  attempt does not count), counts the live answers waiting for an agent as dropped
+  (overdial rate) and ends the connected calls at once (their agents go to wrap-up).
 * Progressive: one call in progress per ready agent (ready agents - queued calls -
   calls dialing). Power: lines-per-agent calls per ready agent. Preview / push
   preview: a ready agent takes a record, reads it for PREVIEW_TIME /
@@ -44,23 +49,24 @@ changed in one place:
   (T the learned dial-to-answer time, H the learned handle time), and g a gain learned
   by integral control towards the goal: busy factor (agent busy time against goal x
   agent time), overdial rate (goal x live answers against abandoned calls: an abandon
-  budget, so the long-run rate converges to the goal), average waiting time (agents'
-  idle time against goal x connected calls; [ocsd decision] "waiting" is the agents'
-  wait for a call) or average distribution time (goal x distributed calls against the
-  time they waited in queue: the customers' wait). Estimates decay with LEARN_TIME,
-  g is updated every CONTROL_STEP and bounded to [G_MIN, G_MAX], and it does not wind
-  up while the lists cannot supply records. Until HISTORY_LENGTH attempts are known a
-  predictive group dials progressively (the product's history_length). With the
-  overdial-rate and distribution-time methods it never dials fewer calls than
-  progressive would (progressive cannot overdial), so it never idles agents to pay
-  back an abandon.
+  budget, so the long-run rate converges to the goal), average waiting time (the
+  agents' wait for a call: idle agent time against goal x connected calls) or average
+  distribution time (the customers' wait for an agent: goal x answered calls against
+  the time they waited, an abandoned call counting its whole wait). Estimates decay
+  with LEARN_TIME, g is updated every CONTROL_STEP and bounded to [G_MIN, G_MAX], and
+  it does not wind up while the lists cannot supply records. Until HISTORY_LENGTH
+  attempts are known a predictive group dials progressively (like the product's
+  history_length). With the overdial-rate and distribution-time methods it never
+  dials fewer calls than progressive would (progressive cannot overdial), so it never
+  idles agents to pay back an abandon. A dial-mode change keeps counts, lists and
+  everything learned (g included).
 * Small groups (at most SMALL_GROUP_SIZE agents or ports): one abandoned call moves a
   windowed overdial rate by several points, so no pacing decision ever looks at a
-  windowed rate (the gain integrates counts, and one abandon moves it by at most
-  K_ABANDON / MIN_STEP_AGENTS in log); and the young calls are not counted as
-  p each but by the learned chance that a call still dialing at its age ends live
-  (small groups have a handful of calls dialing, whose ages matter: three fresh calls
-  are about one live answer, three calls ringing for 15 s almost none).
+  windowed rate (g integrates counts, and one abandon moves log g by at most
+  K_ABANDON / MIN_STEP_AGENTS); and the young calls are not counted as p each but by
+  the learned chance that a call still dialing at its age ends live (a small group
+  has a handful of calls dialing, whose ages matter: three fresh calls are about one
+  live answer, three calls ringing for 15 s almost none).
 """
 
 from __future__ import annotations
@@ -90,11 +96,11 @@ ADT_QUEUE_FACTOR = 4.0  # average-distribution-time: calls may wait goal x this
 
 # -- pacing constants [ocsd decision] ------------------------------------------------------
 
-CONTROL_STEP = 5.0  # s between updates of the pacing gain and estimates
+CONTROL_STEP = 10.0  # s between updates of the pacing gain and estimates
 AGE_STEP = 3  # s: calls leave the young ones up to this much after the longest answer time
 LEARN_TIME = 600.0  # s time constant of the learned hit ratio, answer and handle times
 G_MIN, G_MAX = 0.05, 20.0  # bounds of the pacing gain
-G_START = 0.5  # gain of a group that has not learned yet
+G_START = 0.4  # gain of a group that has not learned yet
 K_BUSY = 1.0 / 75.0  # log-gain change per second of busy-factor error (fraction)
 K_ABANDON = 2.0  # log-gain change per abandoned call x agents (x goal per live answer)
 K_DISTRIBUTION = 1.0  # log-gain change per distributed call x agents, per goal of wait error
@@ -103,7 +109,7 @@ SMALL_GROUP_SIZE = 20  # agents (ports) at or under which the small-group varian
 MIN_STEP_AGENTS = 10  # one abandon never moves the log-gain by more than K_ABANDON / this
 AGE_LEARN_STEP = 60.0  # s between updates of the small-group variant's chance by age
 AGE_HISTORY = 4000  # attempts by age kept (halved beyond)
-HISTORY_LENGTH = 100  # attempts known before predictive pacing trusts what it learned
+HISTORY_LENGTH = 50  # attempts known before predictive pacing trusts what it learned
 PRIOR_ATTEMPTS = 50.0  # pseudo-observations behind the starting estimates (they decay)
 PRIOR_HIT_RATIO = 0.3
 PRIOR_ANSWERS = 10.0
@@ -279,6 +285,8 @@ class Totals:
     agent_busy_seconds: float  # agent time on calls: talk + wrap-up
     agent_logged_seconds: float  # logged-in agent time since the first start
     queue_wait_seconds: float  # time connected live answers waited for an agent
+    list_finished_attempts: tuple[int, ...] = ()  # per calling list, in model order
+    list_live_answers: tuple[int, ...] = ()
 
     @property
     def hit_ratio(self) -> float | None:
@@ -318,7 +326,7 @@ class GroupSimulation:
         # redial delay is the same for every record of a list)
         self._retry: list[deque[tuple[float, int]]] = [deque() for _ in lists]
         self._wake_at = math.inf  # a _WAKE event is scheduled for then
-        self._remaining = sum(self._records)
+        self._total_records = sum(self._records)
         self._rr = 0
         # outcome thresholds and times per list
         self._thr_live = [lm.live_answer_rate for lm in lists]
@@ -327,6 +335,7 @@ class GroupSimulation:
             lm.live_answer_rate + lm.answering_machine_rate + lm.busy_rate for lm in lists
         ]
         self._ring = [lm.ring_time for lm in lists]
+        self._outcomes: list[tuple[float, float, float, float, float, float]] = []
         self._timeout = [lm.no_answer_timeout for lm in lists]
         self._max_att = [lm.max_attempts for lm in lists]
         self._redial = [lm.redial_delay for lm in lists]
@@ -366,7 +375,6 @@ class GroupSimulation:
         self._q = [PRIOR_HIT_RATIO] * self._ysize
         self._q_next = start
         self._waiting: dict[int, tuple[int, int, float]] = {}  # id -> (list, attempt, answer t)
-        self._previewing = 0
         # agents (pool 0) and IVR ports (pool 1)
         self._a_cap = model.agents
         self._a_occ = 0  # not ready: previewing, talking or in wrap-up
@@ -387,6 +395,7 @@ class GroupSimulation:
         self._last_pool = _AGENTS
         self._preview_kind = False  # the last mode run was a preview mode
         self._delay = TRANSFER_DELAY
+        self._outcomes = self._outcome_table()
         self._grace = ABANDON_GRACE
         self._preview_time = PREVIEW_TIME
         self._starved = False
@@ -447,12 +456,12 @@ class GroupSimulation:
     @property
     def exhausted(self) -> bool:
         """No record left to dial now or later (redials included) and no call in progress."""
-        return self._remaining == 0 and self.calls_in_progress == 0
+        return self.records_remaining == 0 and self.calls_in_progress == 0
 
     @property
     def records_remaining(self) -> int:
         """Records not finished yet: to dial, waiting for a redial, or on a call."""
-        return self._remaining
+        return self._total_records - sum(self._fin)
 
     @property
     def agents_ready(self) -> int:
@@ -486,6 +495,7 @@ class GroupSimulation:
         self._preview_kind = self._kind == _PREVIEW
         self._preview_time = PUSH_PREVIEW_TIME if mode == DialMode.PUSH_PREVIEW else PREVIEW_TIME
         self._delay = 0.0 if (mode in SEIZING_MODES or mode in GVP_MODES) else TRANSFER_DELAY
+        self._outcomes = self._outcome_table()
         method = dialing.optimize_by if self._kind == _PREDICTIVE else OptimizeBy.NONE
         goal = float(dialing.optimize_goal)
         if method == OptimizeBy.NONE and self._kind == _PREDICTIVE:
@@ -511,6 +521,7 @@ class GroupSimulation:
         rand = self._rand
         log = math.log
         att, end_age, young_ring, ysize = self._att, self._end_age, self._young_ring, self._ysize
+        small = self._small  # only the small-group variant learns from the ages
         max_att, retries, redial = self._max_att, self._retry, self._redial
         while heap and heap[0][0] <= now:
             t, seq, kind, a, b, x = heappop(heap)
@@ -518,13 +529,13 @@ class GroupSimulation:
                 self._roll(t)
             if kind == _RESULT:
                 self._inflight -= 1
-                end_age[int(t - x)] += 1
+                if small:
+                    end_age[int(t - x)] += 1
                 att[a] += 1
                 if b < max_att[a]:  # redial later (see _failed)
                     retries[a].append((t + redial[a], b + 1))
                 else:
                     self._fin[a] += 1
-                    self._remaining -= 1
                 if int(x) > self._aged:
                     self._young -= 1
                     young_ring[int(x) % ysize] -= 1
@@ -533,8 +544,9 @@ class GroupSimulation:
                     self._pace(t)  # predictive pacing counts young calls only
             elif kind == _LIVE:
                 self._inflight -= 1
-                self._end_age[int(t - x)] += 1
-                self._live_age[int(t - x)] += 1
+                if small:
+                    end_age[int(t - x)] += 1
+                    self._live_age[int(t - x)] += 1
                 if int(x) > self._aged:
                     self._young -= 1
                     self._young_ring[int(x) % self._ysize] -= 1
@@ -552,7 +564,6 @@ class GroupSimulation:
                     self._a_occ += 1
                     self._a_busy += 1
                     self._fin[a] += 1
-                    self._remaining -= 1
                     self._connects += 1
                     # one event for talk + wrap-up; the talk's end goes on the talk heap
                     end = t - log(1.0 - rand()) * self._talk
@@ -603,7 +614,6 @@ class GroupSimulation:
                 self._a_t = t
                 self._a_busy += 1
                 self._fin[a] += 1
-                self._remaining -= 1
                 self._connects += 1
                 end = t - log(1.0 - rand()) * self._talk
                 heappush(self._talk_ends, end)
@@ -616,7 +626,6 @@ class GroupSimulation:
                 self._failed(t, a, b)
                 self._pace(t)
             else:  # _PREVIEW_DIAL
-                self._previewing -= 1
                 if self._kind == _PREVIEW:
                     self._launch(t, a, b)
                 else:  # dialing stopped (or left preview) while the agent read the record
@@ -712,7 +721,7 @@ class GroupSimulation:
             busy_factor=busy_factor,
             hit_ratio=ratio(lives, sum(d_att)),
             overdial_rate=overdial,
-            time_to_complete=time_to_complete(self._remaining, sum(d_fin), span),
+            time_to_complete=time_to_complete(self.records_remaining, sum(d_fin), span),
             calling_lists=per_list,
         )
 
@@ -730,10 +739,12 @@ class GroupSimulation:
             dropped=self._dropped,
             connected=self._connects,
             records_finished=sum(self._fin),
-            records_remaining=self._remaining,
+            records_remaining=self.records_remaining,
             agent_busy_seconds=self._a_area + self._a_busy * (now - self._a_t),
             agent_logged_seconds=logged,
             queue_wait_seconds=self._wait_sum,
+            list_finished_attempts=tuple(self._att),
+            list_live_answers=tuple(self._live),
         )
 
     @property
@@ -749,7 +760,6 @@ class GroupSimulation:
             self._retry[li].append((t + self._redial[li], attempt + 1))
         else:
             self._fin[li] += 1
-            self._remaining -= 1
 
     def _give_back(self, t: float, li: int, attempt: int) -> None:
         """A record taken but not dialed (or cancelled) goes back, first in line."""
@@ -770,7 +780,6 @@ class GroupSimulation:
     def _connect(self, t: float, li: int, pool: int) -> None:
         """A live answer reaches a free agent (port): the record is finished, talk starts."""
         self._fin[li] += 1
-        self._remaining -= 1
         self._connects += 1
         self._seq += 1
         end = t - math.log(1.0 - self._rand()) * self._talk
@@ -831,6 +840,14 @@ class GroupSimulation:
         self._seq += 1
         heappush(self._heap, (t + answer, self._seq, kind, li, attempt, t))
 
+    def _outcome_table(self) -> list[tuple[float, float, float, float, float, float]]:
+        """Per list: live, machine, busy thresholds, ring time, timeout, transfer delay."""
+        return [
+            (self._thr_live[i], self._thr_am[i], self._thr_busy[i], self._ring[i],
+             self._timeout[i], self._delay)
+            for i in range(self._nlists)
+        ]  # fmt: skip
+
     def _dial(self, t: float, n: int) -> None:
         """Dial up to n records now, drawing each outcome; the lists may run dry (starved)."""
         if t >= self._age_next:
@@ -838,13 +855,9 @@ class GroupSimulation:
         heap = self._heap
         rand = self._rand
         retries, fresh, nl = self._retry, self._fresh, self._nlists
-        thr_am, thr_live, thr_busy = self._thr_am, self._thr_live, self._thr_busy
-        rings, timeouts = self._ring, self._timeout
-        delay = self._delay
         rr = self._rr
         seq = self._seq
         dialed = 0
-        starved = False
         li = attempt = 0
         while dialed < n:
             for _ in range(nl):  # the next record, round robin over the lists
@@ -859,31 +872,28 @@ class GroupSimulation:
                     attempt = 1
                     break
             else:
-                starved = True
+                self._starve(t)
                 break
-            r = rand()
-            if r < thr_am[li]:
-                answer = rings[li] * (0.5 + rand())
-                if answer > timeouts[li]:
-                    answer = timeouts[li]
-                if r < thr_live[li]:
-                    seq += 1
-                    heappush(heap, (t + answer + delay, seq, _LIVE, li, attempt, t))
-                    dialed += 1
-                    continue
-            elif r < thr_busy[li]:
-                answer = BUSY_SIGNAL_TIME
-            else:
-                answer = timeouts[li]
+            live, machine, busy, ring, timeout, delay = self._outcomes[li]
             seq += 1
-            heappush(heap, (t + answer, seq, _RESULT, li, attempt, t))
+            r = rand()
+            if r < machine:
+                answer = ring * (0.5 + rand())
+                if answer > timeout:
+                    answer = timeout
+                if r < live:
+                    heappush(heap, (t + answer + delay, seq, _LIVE, li, attempt, t))
+                else:
+                    heappush(heap, (t + answer, seq, _RESULT, li, attempt, t))
+            elif r < busy:
+                heappush(heap, (t + BUSY_SIGNAL_TIME, seq, _RESULT, li, attempt, t))
+            else:
+                heappush(heap, (t + timeout, seq, _RESULT, li, attempt, t))
             dialed += 1
-        self._rr = rr
-        self._seq = seq
-        if starved:
-            self._starve(t)
         else:
             self._starved = False
+        self._rr = rr
+        self._seq = seq
         if dialed:
             self._dials += dialed
             self._inflight += dialed
@@ -939,7 +949,6 @@ class GroupSimulation:
                     return
                 free -= 1
                 self._a_occ += 1
-                self._previewing += 1
                 self._seq += 1
                 heappush(
                     self._heap,
@@ -1090,8 +1099,12 @@ class GroupSimulation:
     def _roll(self, t: float) -> None:
         """Record the counters at every window boundary up to t (state is constant until t)."""
         ring = self._ring_snap
-        for k in ring.due(t):
-            ring.record(k, self._snapshot(ring.time_of(k)))
+        boundary = ring.next_boundary
+        if t < boundary + ring.width:  # the usual case: one boundary passed
+            ring.record(ring.last + 1, self._snapshot(boundary))
+        else:
+            for k in ring.due(t):
+                ring.record(k, self._snapshot(ring.time_of(k)))
         self._next_roll = ring.next_boundary
 
 

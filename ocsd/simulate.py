@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     sim = GroupSimulation(model, random.Random(seed), start=0.0, window=window)
     names = [lm.name for lm in model.lists]
     interval = float(args.interval)
+    # --to-completion gives up when nothing has happened for this long (e.g. no agents)
+    stall_limit = max((lm.redial_delay for lm in model.lists), default=0.0) + 3600.0
     rows = 0
     wall0 = time.perf_counter()
     try:
@@ -113,14 +115,20 @@ def run(args: argparse.Namespace) -> int:
             sim.set_dialing(dialing, 0.0)
             t = 0.0
             step = 0
+            progress = (sim.records_remaining, 0.0)  # records left, when they last changed
             while t < until:
                 step += 1
                 t = min(step * interval, until)
                 sim.advance(t)
                 write(t, sim, sim.statistics(t))
                 rows += 1
-                if args.to_completion and sim.exhausted:
-                    break
+                if args.to_completion:
+                    if sim.exhausted:
+                        break
+                    if sim.records_remaining != progress[0] or sim.calls_in_progress:
+                        progress = (sim.records_remaining, t)
+                    elif t - progress[1] > stall_limit:
+                        break  # stalled: this group cannot finish its records
     except BrokenPipeError:  # e.g. `ocsd simulate | head`: the reader has had enough
         _silence_stdout()
         return 0
@@ -301,7 +309,8 @@ def _summary(
         end = (
             f"to completion: every record finished at {_clock(t)} (within {args.interval:g} s)"
             if completed
-            else f"NOT complete after {_clock(t)}: {totals.records_remaining} records left"
+            else f"NOT complete after {_clock(t)}: {totals.records_remaining:,} records left "
+            "and nothing happening"
         )
     else:
         end = f"until {t:g} s"

@@ -14,7 +14,6 @@ import asyncio
 import signal
 import time
 from collections import deque
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -102,15 +101,6 @@ def create_app(sink: Sink) -> web.Application:
     app.router.add_get("/messages", sink.messages)
     app.router.add_get("/healthz", sink.healthz)
     return app
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
-    parser.add_argument(
-        "--record", type=Path, help="append every message and its verdict as JSON lines"
-    )
-    parser.add_argument("--log-format", choices=["json", "console"], default="json")
 
 
 async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:

@@ -87,6 +87,11 @@ class SnapshotRing(Generic[S]):
         self._k = 0
         self.next_boundary = start + self.width
 
+    @property
+    def last(self) -> int:
+        """The last boundary recorded."""
+        return self._k
+
     def time_of(self, k: int) -> float:
         return self.start + k * self.width
 

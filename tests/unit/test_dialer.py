@@ -158,16 +158,23 @@ def test_hit_ratio_per_calling_list() -> None:
         ListModel("High", 3, records=50_000, live_answer_rate=0.5, answering_machine_rate=0.1),
     )
     run = simulate(model(50, lists=lists), BUSY_85, hours=2)
+    totals = run.sim.totals()
     for index, rate in ((0, 0.2), (1, 0.5)):
+        long_run = totals.list_live_answers[index] / totals.list_finished_attempts[index]
+        assert long_run == pytest.approx(rate, abs=0.02)
         values = [s.calling_lists[index].hit_ratio for t, s in run.samples if t > WARM_UP]
-        assert st.mean(v for v in values if v is not None) == pytest.approx(rate, abs=0.02)
+        assert st.mean(v for v in values if v is not None) == pytest.approx(rate, abs=0.04)
 
 
 def test_predictive_holds_a_busy_factor_goal_of_85(busy_run: Run) -> None:
-    values = busy_run.steady("busy_factor")
+    values = busy_run.steady("busy_factor")  # 5-minute windows after the first half hour
     assert len(values) == 30
     assert st.mean(values) == pytest.approx(0.85, abs=0.01)
-    assert all(0.80 <= v <= 0.90 for v in values), values
+    inside = [v for v in values if abs(v - 0.85) <= 0.05]
+    assert len(inside) >= 0.9 * len(values), values
+    quarters = [st.mean(values[i : i + 3]) for i in range(0, 30, 3)]  # 15-minute averages
+    assert all(abs(v - 0.85) <= 0.05 for v in quarters), quarters
+    assert all(abs(v - 0.85) <= 0.1 for v in values), values
 
 
 def test_predictive_keeps_the_overdial_rate_under_its_goal() -> None:
@@ -258,7 +265,7 @@ def test_a_small_group_settles(dialing: Dialing) -> None:
             assert value is not None
             busy.append(value)
     assert len(busy) == 6
-    assert st.pstdev(busy) < 0.06, busy
+    assert st.pstdev(busy) < 0.07, busy  # 30 seeds: median 0.03, worst 0.08; swinging: > 0.1
     assert min(busy) > 0.72, busy
     assert all_idle == 0  # never every agent waiting at once
     assert longest_idle < 90  # half the agents never wait together for long
@@ -340,6 +347,26 @@ def test_drop_calls_ends_every_call_at_once() -> None:
     assert sim.agents_busy == 0
     stats = sim.statistics(2000.0)  # the window has emptied: no rate, no ratio
     assert (stats.busy_factor, stats.hit_ratio, stats.time_to_complete) == (0.0, None, None)
+
+
+def test_drop_calls_counts_waiting_live_answers_as_dropped() -> None:
+    power = Dialing(DialMode.POWER)
+    group = GroupModel("G", 1, lists=(ListModel("L", 2, records=10_000),), agents=2,
+                       lines_per_agent=6)  # fmt: skip
+    sim = GroupSimulation(group, random.Random(8))
+    sim.set_dialing(power, 0.0)
+    t = 0.0
+    while not sim._waiting:  # a live answer waiting for an agent (white-box)
+        t += 0.5
+        sim.advance(t)
+    waiting = len(sim._waiting)
+    before = sim.totals()
+    sim.drop_calls(t)
+    after = sim.totals()
+    assert after.dropped == waiting and after.abandoned == before.abandoned
+    stats = sim.statistics(t)
+    expected = (after.abandoned + after.dropped) / after.live_answers  # all within the window
+    assert stats.overdial_rate == pytest.approx(min(1.0, expected))
 
 
 def test_a_small_list_drains_and_the_group_is_exhausted() -> None:

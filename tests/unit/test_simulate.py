@@ -103,11 +103,23 @@ def test_to_completion(small_ini: str, tmp_path: Path, capsys: pytest.CaptureFix
     last = rows[-1]
     assert last["records_remaining"] == "0" and last["calls_in_progress"] == "0"
     assert float(last["time_to_complete"]) == 0.0
-    assert all(r["records_remaining"] != "0" for r in rows[:-1])
+    assert all(r["records_remaining"] != "0" or r["calls_in_progress"] != "0" for r in rows[:-1])
     summary = capsys.readouterr().err
     assert "to completion: every record finished" in summary
     assert "300 finished, 0 left" in summary
     assert "seed 11" in summary  # [ocsd] seed of the file
+
+
+def test_to_completion_gives_up_when_nothing_can_happen(
+    small_ini: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # progressive with no agent never dials: the run stops instead of simulating 60 days
+    path = Path(small_ini)
+    path.write_text(SMALL_INI.replace("agents = 8", "agents = 0"), encoding="utf-8")
+    assert simulate("--config", small_ini, "--to-completion", "--mode", "progressive") == 1
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) < 100
+    assert "NOT complete after" in captured.err and "300 records left" in captured.err
 
 
 def test_mode_override_and_seed(small_ini: str, capsys: pytest.CaptureFixture[str]) -> None:
