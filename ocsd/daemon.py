@@ -88,10 +88,13 @@ class Scheduler:
 
     def set_group(
         self, dbid: int, entries: tuple[Entry, ...], now: float, initial: bool = False
-    ) -> None:
-        """Plan a group's entries; on a re-plan, offsets already past are not run again."""
-        if self._entries.get(dbid) == entries:
-            return
+    ) -> bool:
+        """Plan a group's entries; False if they are unchanged.
+
+        On a re-plan, offsets already past are not run again.
+        """
+        if self._entries.get(dbid, ()) == entries:
+            return False
         generation = self._generation.get(dbid, 0) + 1
         self._generation[dbid] = generation
         self._entries[dbid] = entries
@@ -103,6 +106,7 @@ class Scheduler:
                 continue  # an offset that came before this reload: it ran already
             heapq.heappush(self._heap, (due, next(self._seq), dbid, generation, entry))
         self._wake.set()
+        return True
 
     def remove_group(self, dbid: int) -> None:
         self._generation[dbid] = self._generation.get(dbid, 0) + 1
@@ -159,7 +163,7 @@ class Daemon:
         self.ready = False
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing_notifiers: set[asyncio.Task[Any]] = set()  # notifier drains, reloads
+        self._background: set[asyncio.Task[Any]] = set()  # notifier drains and reloads
         self._should_exit = asyncio.Event()
         self._force_exit = False
         self._config_fingerprint = _fingerprint(config_path)
@@ -181,7 +185,7 @@ class Daemon:
         settings = self.settings
         self.notifier = await self._new_notifier(settings)
         self._runner = web.AppRunner(
-            control.create_app(self), access_log=None, handle_signals=False
+            control.create_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.control_host, settings.control_port)
@@ -241,11 +245,12 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         counters = None
+        grace = min(self.settings.http_response_timeout, self.settings.shutdown_grace)
         if self.notifier is not None:
-            await self.notifier.close()
+            await self.notifier.close(grace)
             counters = self.notifier.counters
-        if self._closing_notifiers:
-            await asyncio.gather(*self._closing_notifiers, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         log.info(
             "ocsd stopped",
             sent=sum(counters.sent.values()) if counters else 0,
@@ -359,8 +364,8 @@ class Daemon:
 
     def _reload_soon(self, trigger: str) -> None:
         task = asyncio.create_task(self.reload(trigger), name="ocsd-reload")
-        self._closing_notifiers.add(task)
-        task.add_done_callback(self._closing_notifiers.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _watch_config(self) -> None:
         """Reload when the configuration file changes on disk (polled: works on any mount)."""
@@ -410,8 +415,8 @@ class Daemon:
             self.notifier = await self._new_notifier(new)
             if previous is not None:  # let its queued and in-flight POSTs finish
                 task = asyncio.create_task(previous.close(), name="ocsd-notifier-drain")
-                self._closing_notifiers.add(task)
-                task.add_done_callback(self._closing_notifiers.discard)
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         if old.campaigngroup_states_interval != new.campaigngroup_states_interval:
             changed.append("campaigngroup-states-interval")
             self.ticker.set_interval(new.campaigngroup_states_interval)
@@ -450,9 +455,7 @@ class Daemon:
                 changed.append(f"group {definition.identity.name} changed")
         new_schedules = schedules(new)
         for dbid in wanted:
-            entries = new_schedules.get(dbid, ())
-            if self.scheduler._entries.get(dbid, ()) != entries:
-                self.scheduler.set_group(dbid, entries, now)
+            if self.scheduler.set_group(dbid, new_schedules.get(dbid, ()), now):
                 changed.append(f"schedule of {wanted[dbid].identity.name}")
         return changed
 

@@ -58,6 +58,7 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "time-scale": "time_scale",
         "seed": "seed",
         "schedule-timezone": "schedule_timezone",
+        "shutdown-grace": "shutdown_grace",
     },
 }
 FIELD_PLACES: dict[str, tuple[str, str]] = {
@@ -203,6 +204,9 @@ class Settings(BaseSettings):
     time_scale: Annotated[float, Field(gt=0, le=100_000)] = 1.0
     seed: int | None = None
     schedule_timezone: str = "UTC"
+    # At a stop, in-flight POSTs get min(http-response-timeout, shutdown-grace) seconds, so
+    # a container stops within docker's default 10 s even with a receiver that hangs.
+    shutdown_grace: Annotated[float, Field(ge=0, le=600)] = 8.0
 
     @field_validator("schedule_timezone")
     @classmethod
