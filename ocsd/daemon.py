@@ -108,6 +108,13 @@ class Scheduler:
         self._wake.set()
         return True
 
+    def set_timezone(self, tz: ZoneInfo, now: float) -> None:
+        """Re-plan every group's entries in a new time zone (past offsets stay done)."""
+        self.tz = tz
+        for dbid, entries in list(self._entries.items()):
+            self._entries.pop(dbid)
+            self.set_group(dbid, entries, now)
+
     def remove_group(self, dbid: int) -> None:
         self._generation[dbid] = self._generation.get(dbid, 0) + 1
         self._entries.pop(dbid, None)
@@ -428,7 +435,7 @@ class Daemon:
             self.engine.clock.rescale(now, new.time_scale)
         if old.schedule_timezone != new.schedule_timezone:
             changed.append("schedule-timezone")
-            self.scheduler.tz = ZoneInfo(new.schedule_timezone)
+            self.scheduler.set_timezone(ZoneInfo(new.schedule_timezone), now)
         for field in RESTART_OPTIONS:
             if getattr(old, field) != getattr(new, field):
                 changed.append(f"{field.replace('_', '-')} (applies after a restart)")
