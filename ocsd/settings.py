@@ -176,6 +176,15 @@ class CampaignGroupSettings(BaseModel):
             validate_dialing(self.default_dialing())
         except ValueError as exc:
             raise ValueError(str(exc)) from None
+        defaults = self.default_dialing()
+        for entry in self.schedule_entries():
+            if entry.command == "setmode" and entry.change.is_empty():
+                raise _PlacedError(("schedule",), f"{entry.text!r}: setmode needs a dial mode")
+            if entry.command in ("start", "setmode"):
+                try:  # the dialing the entry asks for, filled from the group's defaults
+                    validate_dialing(entry.change.resolve(defaults, defaults))
+                except ValueError as exc:
+                    raise _PlacedError(("schedule",), f"{entry.text!r}: {exc}") from None
         return self
 
     def default_dialing(self) -> Dialing:

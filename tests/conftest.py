@@ -4,10 +4,11 @@ Everything here talks to 127.0.0.1 only, bounds every wait with a timeout, and s
 every process it starts by that process's own pid.
 
 - ``receiver``: a real aiohttp HTTP server that records every POST it gets and answers
-  as told (``ok``, ``status500``, ``hang``, ``close``).
-- ``write_ini`` / ``ini_sections``: a temporary INI file from a dict of sections.
-- ``ocsd_process``: ``async with ocsd_process(config) as proc`` runs ``ocsd run`` as a
-  subprocess, collects its stdout/stderr lines, and always stops it.
+  as told (``ok``, ``status500``, ``hang``, ``close``); ``make_receiver`` starts more.
+- ``write_ini`` / ``ini_sections``: a temporary INI file from a dict of sections;
+  ``rewrite_ini`` replaces a file's content atomically (as editors save).
+- ``ocsd_process``: ``async with ocsd_process(config, args=[...]) as proc`` runs
+  ``ocsd run`` as a subprocess, collects its stdout/stderr lines, and always stops it.
 - ``refusing_uri``: a URI on a port where nothing listens.
 - ``run_ocsd``: runs a short ``ocsd`` command (check-config, ctl, ...) to completion.
 """
@@ -65,6 +66,14 @@ class Received:
     @property
     def dbid(self) -> str | None:
         return self.json.get("GSW_CAMPAIGN_GROUP_DBID") if isinstance(self.json, dict) else None
+
+    @property
+    def status(self) -> int | None:
+        return self.json.get("GSW_CAMPAIGN_GROUP_STATUS") if isinstance(self.json, dict) else None
+
+    @property
+    def actor(self) -> int | None:
+        return self.json.get("GSW_CAMPAIGN_GROUP_ACTOR") if isinstance(self.json, dict) else None
 
     @property
     def periodic(self) -> bool:
@@ -229,6 +238,24 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
+async def make_receiver() -> AsyncIterator[Callable[[], Any]]:
+    """``await make_receiver()``: one more recording receiver (stopped after the test)."""
+    started: list[Receiver] = []
+
+    async def make() -> Receiver:
+        recv = Receiver()
+        await recv.start()
+        started.append(recv)
+        return recv
+
+    try:
+        yield make
+    finally:
+        for recv in started:
+            await recv.stop()
+
+
+@pytest.fixture
 def refusing_uri() -> str:
     """An http URI on a 127.0.0.1 port where nothing listens (connection refused)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -337,6 +364,21 @@ def write_ini(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def replace_ini(path: Path, sections: Mapping[str, Mapping[str, Any]] | str) -> None:
+    """Give ``path`` new content atomically (write a sibling, then rename over it), so a
+    daemon that watches the file never reads half of it."""
+    text = sections if isinstance(sections, str) else render_ini(sections)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+@pytest.fixture
+def rewrite_ini() -> Callable[..., None]:
+    """``rewrite_ini(path, sections_or_text)``: see :func:`replace_ini`."""
+    return replace_ini
 
 
 # -- subprocesses ----------------------------------------------------------------------
@@ -455,6 +497,11 @@ class OcsdProcess:
             assert match is not None
             self.control_port = int(match[1])
 
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to this process, by its own pid (e.g. SIGHUP: reload)."""
+        assert self.proc.returncode is None, f"ocsd (pid {self.pid}) has exited"
+        os.kill(self.pid, sig)
+
     async def stop(self, sig: int = signal.SIGTERM, grace: float = STOP_GRACE) -> int:
         """Send ``sig`` to this process (its own pid), wait up to ``grace`` s, else SIGKILL.
 
@@ -489,11 +536,12 @@ async def start_ocsd(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     wait_started: bool = True,
+    args: Iterable[str] = (),
 ) -> AsyncIterator[OcsdProcess]:
-    """Run ``ocsd run [--config FILE]``; always stop it (by its pid) when the block ends."""
-    args = ["run"] + (["--config", str(config)] if config is not None else [])
+    """Run ``ocsd run [--config FILE] [args]``; always stop it (by its pid) when the block ends."""
+    command = ["run", *(["--config", str(config)] if config is not None else []), *args]
     proc = await asyncio.create_subprocess_exec(
-        *ocsd_command(*args),
+        *ocsd_command(*command),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -512,12 +560,15 @@ async def start_ocsd(
 
 @pytest.fixture
 def ocsd_process(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
-    """``async with ocsd_process(config, env=None) as proc``; see :func:`start_ocsd`."""
+    """``async with ocsd_process(config, env=None, args=()) as proc``; see :func:`start_ocsd`."""
 
     def start(
-        config: Path | None, env: Mapping[str, str] | None = None, wait_started: bool = True
+        config: Path | None,
+        env: Mapping[str, str] | None = None,
+        wait_started: bool = True,
+        args: Iterable[str] = (),
     ) -> contextlib.AbstractAsyncContextManager[OcsdProcess]:
-        return start_ocsd(config, env=env, cwd=tmp_path, wait_started=wait_started)
+        return start_ocsd(config, env=env, cwd=tmp_path, wait_started=wait_started, args=args)
 
     return start
 

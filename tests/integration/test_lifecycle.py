@@ -44,6 +44,11 @@ STATISTICS = (
 )
 OPTIMIZE = ("GSW_OPTIMIZE_BY", "GSW_OPTIMIZE_GOAL")
 
+#: Group 101 without agents: running, it dials nothing, so no call is ever in progress
+#: and every transition, unload included, completes at once. The unload that waits for
+#: calls in progress (WaitingUnload) is tested in test_waiting_unload.py.
+IDLE_A = {f"campaign-group:{GROUP_A}": {"agents": 0}}
+
 
 def assert_well_formed(body: dict[str, Any]) -> None:
     """Every mandatory field of spec section 2, with its JSON type."""
@@ -94,7 +99,7 @@ TRANSITIONS = [
 async def test_transition_sends_exactly_its_notifications(
     start_daemon, receiver, ini_sections, setup, req, params, expected
 ):
-    ocsd = await start_daemon(ini_sections(receiver.url))
+    ocsd = await start_daemon(ini_sections(receiver.url, **IDLE_A))
     for setup_req, setup_params in setup:
         await ocsd.control.ok(101, setup_req, **setup_params)
     await receiver.wait_for(len(setup), receiver.state_of(101))
@@ -123,7 +128,7 @@ async def test_transition_sends_exactly_its_notifications(
 
 async def test_body_fields_follow_the_life_cycle(start_daemon, receiver, ini_sections):
     """Template present, dial mode only while running, optimization only when predictive."""
-    ocsd = await start_daemon(ini_sections(receiver.url))
+    ocsd = await start_daemon(ini_sections(receiver.url, **IDLE_A))
     view = await ocsd.control.group(101)
     for req, params in [
         LOAD,

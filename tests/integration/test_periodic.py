@@ -8,7 +8,10 @@ import itertools
 async def test_periodic_bodies_every_interval_for_loaded_groups_only(
     start_daemon, receiver, ini_sections
 ):
-    ocsd = await start_daemon(ini_sections(receiver.url, interval=1))
+    # 101 without agents dials nothing, so its unload below completes at once; periodic
+    # bodies while an unload waits for calls: test_waiting_unload.py
+    idle_a = {"campaign-group:Renewals@Retention Team": {"agents": 0}}
+    ocsd = await start_daemon(ini_sections(receiver.url, interval=1, **idle_a))
     await ocsd.control.ok(101, "LoadCampaign")
     await ocsd.control.ok(103, "LoadCampaign")  # 102 stays NotLoaded
 
