@@ -523,7 +523,7 @@ def describe_settings(settings: Settings) -> str:
         for key, value in group.model_dump().items():
             if key == "uuid" and value is None:
                 value = f"{derive_uuid(group.dbid)}  # derived from dbid"
-            if value is None:
+            if value is None or value == "":
                 out.append(f"; {key.replace('_', '-')} is not set")
                 continue
             out.append(f"{key.replace('_', '-')} = {_ini_value(value)}")
