@@ -1,4 +1,4 @@
-"""The ``ocsd`` command: run | check-config | ctl."""
+"""The ``ocsd`` command: run | check-config | ctl | simulate | sink | schema | demo."""
 
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_sink(args: argparse.Namespace) -> int:
     from ocsd.sink import run  # aiohttp is imported only by the commands that serve
+
+    return run(args)
+
+
+def cmd_schema(_args: argparse.Namespace) -> int:
+    from ocsd.validate import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ocsd.demo import run
 
     return run(args)
 
@@ -181,14 +194,48 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_command.configure_parser(simulate)
     simulate.set_defaults(func=simulate_command.run)
 
-    sink = commands.add_parser("sink", help="a receiver that checks and logs what ocsd sends")
+    sink = commands.add_parser(
+        "sink",
+        help="a receiver that validates every message (schema and life cycle), with a dashboard",
+        description=(
+            "Accept CampaignGroupState POSTs, judge each against the JSON Schema and the "
+            "life-cycle rules (2xx valid, 4xx with a JSON error naming the field or rule), "
+            "log one line per message, and serve a live dashboard at /."
+        ),
+    )
     sink.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sink.add_argument("--port", type=int, default=8080, help="port to listen on")
+    sink.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free)")
     sink.add_argument(
         "--record", type=Path, help="append every message and its verdict as JSON lines"
     )
+    sink.add_argument(
+        "--max-body",
+        type=int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="largest body accepted; larger ones get 413 (default 1 MiB)",
+    )
     sink.add_argument("--log-format", choices=["json", "console"], default="json")
     sink.set_defaults(func=cmd_sink)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
+    )
+    schema.set_defaults(func=cmd_schema)
+
+    from ocsd import demo as demo_command
+
+    demo = commands.add_parser(
+        "demo",
+        help="the daemon, the sink and its dashboard in one process, every example group running",
+        description=(
+            "Run the sink (with its dashboard) and the daemon on the bundled example "
+            "configuration, posting to that sink, every group loaded and started, at a time "
+            "scale where the statistics move. Prints the dashboard URL; Ctrl-C stops it."
+        ),
+    )
+    demo_command.configure_parser(demo)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

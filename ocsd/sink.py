@@ -1,86 +1,388 @@
-"""``ocsd sink``: a small receiver for CampaignGroupState notifications.
+"""``ocsd sink``: a receiver that judges every CampaignGroupState notification.
 
-It accepts POSTs, checks that each body is a JSON object with
-``GSW_USER_EVENT = "CampaignGroupState"``, logs a one-line summary per message and
-can record every message as JSON lines. It answers 2xx to a message it accepts and
-4xx with a JSON error naming the problem otherwise, and keeps serving after any bad
-input. ``GET /messages`` returns the latest ones; ``GET /healthz`` answers ok.
+Every POST (any path) is a notification. The sink answers:
+
+- 2xx (200 ``{"ok": true}``) to a message that holds to the schema and to the life cycle;
+- 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
+  body that is not JSON, 422 to a body that breaks the schema (spec sections 2 and 4),
+  409 to a valid body that breaks the life cycle (spec section 5: a transition the spec
+  does not allow, a periodic notification for a group that is not loaded, a timestamp
+  going backwards, an action/status pair that does not fit).
+
+Every refusal is ``{"error": "<field>: <what> [<rule>]", "field": ..., "rule": ...,
+"problems": [...]}``. The rules live in :mod:`ocsd.validate`. The sink logs a one-line
+summary per message, can record every message with its verdict as JSON lines, and
+keeps serving whatever it gets.
+
+It also serves a live dashboard at ``/`` (static HTML, JS and hand-drawn SVG in
+``ocsd/static``) that polls ``GET /api/state``: the groups, a capped time series of
+their statistics and the latest messages with their verdicts. ``GET /messages`` returns
+the latest messages in full, ``GET /schema`` the JSON Schema, ``GET /healthz`` ok.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import IO, Any
 
 import orjson
-import uvloop
 from aiohttp import web
 
+from ocsd.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
+from ocsd.validate import (
+    LifeCycleChecker,
+    Problem,
+    action_name,
+    schema_problems,
+    schema_text,
+)
 
+#: Largest body accepted; a real one is about 1 KB.
 MAX_BODY_BYTES = 1024 * 1024
+#: Messages kept in full for ``GET /messages``.
 KEEP_LATEST = 1000
+#: Messages kept, in short, for the dashboard's feed.
+FEED_LENGTH = 100
+#: Groups shown on the dashboard at most (a flood of DBIDs cannot exhaust memory).
+BOARD_GROUPS = 500
+#: Refused messages kept apart for the dashboard, so a refusal does not scroll away at once.
+REFUSALS_KEPT = 20
+REFUSALS_SHOWN = 3
+#: Points kept per group for the dashboard's charts (at a 2 s interval: 20 minutes).
+SERIES_POINTS = 600
+#: Characters of a body that is not JSON kept in the record.
+RAW_EXCERPT = 200
 
 log = get_logger("ocsd.sink")
 
+STATIC_FILES = {
+    "index.html": "text/html",
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+ACTORS = {0: "unknown", 1: "client", 2: "schedule", 3: "OCS"}
+STATISTICS = (
+    ("busy_factor", "GSW_STAT_BUSY_FACTOR"),
+    ("hit_ratio", "GSW_STAT_HIT_RATIO"),
+    ("overdial_rate", "GSW_STAT_OVERDIAL_RATE"),
+    ("time_to_complete", "GSW_STAT_TIME_TO_COMPLETE"),
+)
+
+
+@dataclass
+class Judgement:
+    """The sink's verdict on one POST."""
+
+    http_status: int
+    body: Any = None
+    problems: list[Problem] = field(default_factory=list)
+    raw_excerpt: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def answer(self) -> dict[str, Any]:
+        if self.first is None:
+            return {"ok": True}
+        return {
+            "error": str(self.first),
+            "field": self.first.field,
+            "rule": self.first.rule,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def summary(body: dict[str, Any]) -> str:
+    """One line about a valid body: ``Renewals@Retention Team: StartDialing (9) by ...``."""
+    action = body.get("GSW_CAMPAIGN_GROUP_ACTION", -1)
+    status = body.get("GSW_CAMPAIGN_GROUP_STATUS", -1)
+    actor = ACTORS.get(body.get("GSW_CAMPAIGN_GROUP_ACTOR", -1), "?")
+    what = "periodic" if action == 0 else f"{action_name(action)} by {actor}"
+    text = f"{body.get('GSW_CAMPAIGN_GROUP_NAME')}: {what} -> {status_name(status)}"
+    if "GSW_DIAL_MODE" in body:
+        text += f", dial mode {body['GSW_DIAL_MODE']}"
+    stats = [
+        f"{short}={_fmt(body.get(key))}"
+        for short, key in (
+            ("busy", "GSW_STAT_BUSY_FACTOR"),
+            ("hit", "GSW_STAT_HIT_RATIO"),
+            ("overdial", "GSW_STAT_OVERDIAL_RATE"),
+            ("ttc", "GSW_STAT_TIME_TO_COMPLETE"),
+        )
+    ]
+    return f"{text}; {' '.join(stats)}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class Board:
+    """What the dashboard shows: the latest view of each group, series, a message feed."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.series: dict[str, deque[list[float | None]]] = {}
+        self.feed: deque[dict[str, Any]] = deque(maxlen=FEED_LENGTH)
+        self.refusals: deque[dict[str, Any]] = deque(maxlen=REFUSALS_KEPT)
+
+    def add(self, seq: int, received: float, judgement: Judgement) -> None:
+        body = judgement.body if isinstance(judgement.body, dict) else None
+        first = judgement.first
+        item = {
+            "seq": seq,
+            "received": received,
+            "http_status": judgement.http_status,
+            "valid": judgement.valid,
+            "rule": first.rule if first else None,
+            "field": first.field if first else None,
+            "error": first.message if first else None,
+            "group": _text(body, "GSW_CAMPAIGN_GROUP_NAME"),
+            "dbid": _text(body, "GSW_CAMPAIGN_GROUP_DBID"),
+            "at": _text(body, "GSW_DATE_TIME"),
+            "action": _value(body, "GSW_CAMPAIGN_GROUP_ACTION"),
+            "status": _value(body, "GSW_CAMPAIGN_GROUP_STATUS"),
+            "actor": _value(body, "GSW_CAMPAIGN_GROUP_ACTOR"),
+            "dial_mode": _value(body, "GSW_DIAL_MODE"),
+            **{name: _value(body, key) for name, key in STATISTICS},
+        }
+        self.feed.append(item)
+        if not judgement.valid:
+            self.refusals.append(item)
+        schema_valid = judgement.http_status in (200, 409)
+        if body is None or not schema_valid:
+            return
+        dbid = str(body["GSW_CAMPAIGN_GROUP_DBID"])
+        group = self.groups.get(dbid)
+        at = float(body["GSW_DATE_TIME"])
+        stale = first is not None and first.rule == "timestamp"
+        if group is None:
+            if len(self.groups) >= BOARD_GROUPS:
+                return  # the feed shows it; the table and the charts are full
+            group = self.groups[dbid] = {"messages": 0, "violations": 0}
+        group["messages"] += 1
+        group["violations"] += 0 if judgement.valid else 1
+        group["last_verdict"] = first.rule if first else "valid"
+        if stale:
+            return  # an older message: the view and the series keep the newer one
+        group.update(
+            {
+                "dbid": dbid,
+                "name": body["GSW_CAMPAIGN_GROUP_NAME"],
+                "uuid": body["GSW_CAMPAIGN_GROUP_UUID"],
+                "campaign": body["GSW_CAMPAIGN_NAME"],
+                "group": body["GSW_GROUP_NAME"],
+                "template": body.get("GSW_CAMPAIGN_TEMPLATE_NAME"),
+                "queue": body["GSW_QUEUE_NAME"],
+                "tenant": body["GSW_TENANT_NAME"],
+                "status": body["GSW_CAMPAIGN_GROUP_STATUS"],
+                "dial_mode": body.get("GSW_DIAL_MODE"),
+                "optimize_by": body.get("GSW_OPTIMIZE_BY"),
+                "optimize_goal": body.get("GSW_OPTIMIZE_GOAL"),
+                "action": body["GSW_CAMPAIGN_GROUP_ACTION"],
+                "actor": body["GSW_CAMPAIGN_GROUP_ACTOR"],
+                "at": at,
+                "received": received,
+                "calling_lists": [
+                    {
+                        "name": cl["GSW_CALLING_LIST_NAME"],
+                        "dbid": cl["GSW_CALLING_LIST_DBID"],
+                        "hit_ratio": cl["GSW_STAT_HIT_RATIO"],
+                        "time_to_complete": cl["GSW_STAT_TIME_TO_COMPLETE"],
+                    }
+                    for cl in body["GSW_CALLING_LISTS"]
+                ],
+                **{name: body[key] for name, key in STATISTICS},
+            }
+        )
+        points = self.series.setdefault(dbid, deque(maxlen=SERIES_POINTS))
+        points.append([at, *(body[key] for _name, key in STATISTICS)])
+
+    def state(self, feed: int = 50) -> dict[str, Any]:
+        order = sorted(self.groups, key=lambda d: (len(d), d))
+        return {
+            "groups": [self.groups[d] for d in order if "name" in self.groups[d]],
+            "series": {d: list(self.series.get(d, ())) for d in order},
+            "series_fields": ["at", *(name for name, _key in STATISTICS)],
+            "feed": list(itertools.islice(reversed(self.feed), feed)),
+            "refusals": list(itertools.islice(reversed(self.refusals), REFUSALS_SHOWN)),
+        }
+
+
+def _text(body: dict[str, Any] | None, key: str) -> str | None:
+    value = body.get(key) if body else None
+    return value if isinstance(value, str) else None
+
+
+def _value(body: dict[str, Any] | None, key: str) -> Any:
+    value = body.get(key) if body else None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _is_json(content_type: str) -> bool:
+    _type, _, subtype = content_type.partition("/")
+    return subtype == "json" or subtype.endswith("+json")
+
 
 class Sink:
-    def __init__(self, record: IO[bytes] | None = None) -> None:
+    """The receiver's state: verdicts, counters, the record file and the dashboard's board."""
+
+    def __init__(
+        self,
+        record: IO[bytes] | None = None,
+        *,
+        max_body: int = MAX_BODY_BYTES,
+        terse: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.record = record
+        self.max_body = max_body
+        self.terse = terse  # one summary per valid message, without its fields (console)
+        self.clock = clock
+        self.started = clock()
         self.latest: deque[dict[str, Any]] = deque(maxlen=KEEP_LATEST)
+        self.checker = LifeCycleChecker()
+        self.board = Board()
         self.accepted = 0
         self.refused = 0
+        self.rules: Counter[str] = Counter()
+        self._seq = itertools.count(1)
+        self._static = _load_static()
 
-    def verdict(self, raw: bytes, content_type: str) -> tuple[int, str | None, Any]:
-        if "json" not in content_type:
-            return (
+    # -- judging ---------------------------------------------------------------------
+
+    def judge(self, raw: bytes, content_type: str | None) -> Judgement:
+        """The verdict on one POST body (pure but for the life-cycle checker's memory)."""
+        if content_type is None or not _is_json(content_type):
+            got = repr(content_type) if content_type else "none"
+            return Judgement(
                 415,
-                f"Content-Type must be application/json, got {content_type or 'none'!r}",
-                None,
+                problems=[
+                    Problem(
+                        "content-type", None, f"Content-Type must be application/json, got {got}"
+                    )
+                ],
             )
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return 400, f"body is not valid JSON ({exc})", None
-        if not isinstance(body, dict):
-            return 400, "body must be a JSON object", body
-        if body.get("GSW_USER_EVENT") != "CampaignGroupState":
-            return 422, "GSW_USER_EVENT must be 'CampaignGroupState'", body
-        return 200, None, body
+            return Judgement(
+                400,
+                problems=[Problem("json", None, f"the body is not valid JSON ({exc})")],
+                raw_excerpt=raw[:RAW_EXCERPT].decode("utf-8", "replace"),
+            )
+        problems = schema_problems(body)
+        if problems:
+            return Judgement(422, body, problems)
+        problems = self.checker.check(body)
+        return Judgement(409 if problems else 200, body, problems)
 
-    async def receive(self, request: web.Request) -> web.Response:
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.refused += 1
-            return _json({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, 413)
-        status, error, body = self.verdict(raw, request.content_type)
-        entry = {"received": round(time.time(), 3), "status": status, "error": error, "body": body}
+    def too_large(self) -> Judgement:
+        return Judgement(
+            413, problems=[Problem("size", None, f"the body is larger than {self.max_body} bytes")]
+        )
+
+    def take(self, judgement: Judgement) -> dict[str, Any]:
+        """Count, record, log and show one judged message; the record entry."""
+        seq = next(self._seq)
+        received = round(self.clock(), 3)
+        first = judgement.first
+        entry: dict[str, Any] = {
+            "seq": seq,
+            "received": received,
+            "status": judgement.http_status,
+            "verdict": "valid" if judgement.valid else "invalid",
+            "error": str(first) if first else None,
+            "rule": first.rule if first else None,
+            "field": first.field if first else None,
+            "problems": [p.as_dict() for p in judgement.problems],
+            "body": judgement.body,
+        }
+        if judgement.raw_excerpt is not None:
+            entry["raw"] = judgement.raw_excerpt
         self.latest.append(entry)
+        self.board.add(seq, received, judgement)
         if self.record is not None:
             self.record.write(orjson.dumps(entry) + b"\n")
             self.record.flush()
-        if error is None:
+        body = judgement.body if isinstance(judgement.body, dict) else {}
+        if first is None:
             self.accepted += 1
-            log.info(
-                "notification received",
+            if self.terse:
+                log.info("notification received", summary=summary(body))
+            else:
+                log.info(
+                    "notification received",
+                    summary=summary(body),
+                    campaign_group=body.get("GSW_CAMPAIGN_GROUP_NAME"),
+                    dbid=body.get("GSW_CAMPAIGN_GROUP_DBID"),
+                    status=body.get("GSW_CAMPAIGN_GROUP_STATUS"),
+                    action=body.get("GSW_CAMPAIGN_GROUP_ACTION"),
+                    actor=body.get("GSW_CAMPAIGN_GROUP_ACTOR"),
+                    busy_factor=body.get("GSW_STAT_BUSY_FACTOR"),
+                    hit_ratio=body.get("GSW_STAT_HIT_RATIO"),
+                    overdial_rate=body.get("GSW_STAT_OVERDIAL_RATE"),
+                    time_to_complete=body.get("GSW_STAT_TIME_TO_COMPLETE"),
+                )
+        else:
+            self.refused += 1
+            self.rules[first.rule] += 1
+            log.warning(
+                "notification refused",
+                http_status=judgement.http_status,
+                rule=first.rule,
+                field=first.field,
+                error=first.message,
                 campaign_group=body.get("GSW_CAMPAIGN_GROUP_NAME"),
-                status=body.get("GSW_CAMPAIGN_GROUP_STATUS"),
-                action=body.get("GSW_CAMPAIGN_GROUP_ACTION"),
-                actor=body.get("GSW_CAMPAIGN_GROUP_ACTOR"),
-                busy_factor=body.get("GSW_STAT_BUSY_FACTOR"),
-                hit_ratio=body.get("GSW_STAT_HIT_RATIO"),
-                overdial_rate=body.get("GSW_STAT_OVERDIAL_RATE"),
-                time_to_complete=body.get("GSW_STAT_TIME_TO_COMPLETE"),
+                dbid=body.get("GSW_CAMPAIGN_GROUP_DBID"),
             )
-            return _json({"ok": True})
-        self.refused += 1
-        log.warning("notification refused", http_status=status, error=error)
-        return _json({"error": error}, status)
+        return entry
+
+    # -- HTTP handlers ---------------------------------------------------------------
+
+    async def receive(self, request: web.Request) -> web.Response:
+        content_type = request.headers.get("Content-Type")
+        if content_type is not None:
+            content_type = request.content_type  # without parameters such as charset
+        if content_type is None or not _is_json(content_type):
+            judgement = self.judge(b"", content_type)
+        else:
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                judgement = self.too_large()
+            else:
+                judgement = self.judge(raw, content_type)
+        self.take(judgement)
+        return _json(judgement.answer(), judgement.http_status)
 
     async def messages(self, _request: web.Request) -> web.Response:
         return _json(
@@ -90,24 +392,87 @@ class Sink:
     async def healthz(self, _request: web.Request) -> web.Response:
         return _json({"status": "ok", "accepted": self.accepted, "refused": self.refused})
 
+    async def api_state(self, _request: web.Request) -> web.Response:
+        return _json(
+            {
+                "now": round(self.clock(), 3),
+                "started": round(self.started, 3),
+                "accepted": self.accepted,
+                "refused": self.refused,
+                "rules": dict(self.rules),
+                **self.board.state(),
+            }
+        )
+
+    async def schema(self, _request: web.Request) -> web.Response:
+        return web.Response(
+            text=schema_text(), content_type="application/schema+json", headers=SECURITY_HEADERS
+        )
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info.get("name", "index.html")
+        if name not in self._static:
+            raise web.HTTPNotFound()
+        return web.Response(
+            body=self._static[name],
+            content_type=STATIC_FILES[name],
+            charset="utf-8" if STATIC_FILES[name].startswith("text/") else None,
+            headers=SECURITY_HEADERS,
+        )
+
+
+def _load_static() -> dict[str, bytes]:
+    folder = resources.files("ocsd").joinpath("static")
+    return {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
+
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 def create_app(sink: Sink) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    """The sink's aiohttp application: POST anywhere to judge, GET the dashboard and APIs."""
+    app = web.Application(client_max_size=sink.max_body)
     app.router.add_post("/{path:.*}", sink.receive)
+    app.router.add_get("/", sink.static)
+    app.router.add_get("/static/{name}", sink.static)
+    app.router.add_get("/api/state", sink.api_state)
+    app.router.add_get("/schema", sink.schema)
     app.router.add_get("/messages", sink.messages)
     app.router.add_get("/healthz", sink.healthz)
     return app
 
 
-async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
-    runner = web.AppRunner(create_app(Sink(record)), access_log=None)
+async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on host:port (0: any free port); the runner and the port it got.
+
+    Raises OSError when the port cannot be had.
+    """
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
-    log.info("ocsd sink listening", url=f"http://{args.host}:{args.port}/")
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    return runner, (sockets[0].getsockname()[1] if sockets else port)
+
+
+def url_host(host: str) -> str:
+    """The host to put in a URL for a listening address (``0.0.0.0`` -> ``127.0.0.1``)."""
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
+    sink = Sink(record, max_body=args.max_body, terse=args.log_format == "console")
+    runner, port = await start_site(create_app(sink), args.host, args.port)
+    url = f"http://{url_host(args.host)}:{port}/"
+    log.info("ocsd sink listening", url=url, dashboard=url, record=str(args.record or ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -116,17 +481,31 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
-        log.info("ocsd sink stopped")
+        log.info("ocsd sink stopped", accepted=sink.accepted, refused=sink.refused)
 
 
 def run(args: argparse.Namespace) -> int:
+    import uvloop
+
     configure_logging(args.log_format)
-    record = args.record.open("ab") if args.record else None
+    if args.max_body < 1:
+        log.error(
+            "ocsd sink cannot start", error=f"--max-body must be positive, got {args.max_body}"
+        )
+        return 2
+    try:
+        record = args.record.open("ab") if args.record else None
+    except OSError as exc:
+        log.error("ocsd sink cannot open the record file", path=str(args.record), error=str(exc))
+        return 2
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(args, record))
     except OSError as exc:
-        log.error("ocsd sink cannot start", error=str(exc))
+        log.error(
+            "ocsd sink cannot start",
+            error=f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+        )
         return 2
     finally:
         if record is not None:

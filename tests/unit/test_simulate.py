@@ -93,7 +93,7 @@ def test_jsonl_timeline_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
         assert [cl["name"] for cl in row["calling_lists"]] == ["Survey_Nov"]
         assert row["calling_lists"][0]["dbid"] == 221
     assert "Customer Survey@IVR (dbid 103): predictive-gvp" in captured.err
-    assert "30 IVR ports" in captured.err
+    assert "40 IVR ports" in captured.err  # [campaign-group:Customer Survey@IVR] ports = 40
 
 
 def test_to_completion(small_ini: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
