@@ -68,7 +68,9 @@ RUN set -eu; \
     if command -v update-ca-certificates >/dev/null; then update-ca-certificates; fi; \
     groupadd --system --gid "$OCSD_GID" ocsd; \
     useradd --system --uid "$OCSD_UID" --gid ocsd --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin ocsd
+        --home-dir /nonexistent --shell /usr/sbin/nologin ocsd; \
+    mkdir -p /var/lib/ocsd; \
+    chown "$OCSD_UID:$OCSD_GID" /var/lib/ocsd
 
 COPY --from=build /opt/ocsd/venv /opt/ocsd/venv
 # The example configuration as the default; mount your own file over it.
@@ -82,7 +84,13 @@ ENV PATH=/opt/ocsd/venv/bin:$PATH \
     REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     OCSD_CONFIG=/etc/ocsd/ocsd.ini \
-    OCSD_CONTROL_HOST=0.0.0.0
+    OCSD_CONTROL_HOST=0.0.0.0 \
+    OCSD_OUTBOX_PATH=/var/lib/ocsd/outbox.sqlite3 \
+    OCSD_DEAD_LETTER_PATH=/var/lib/ocsd/deadletters.jsonl
+
+# delivery-mode = reliable keeps its outbox and dead letters here: mount a volume so they
+# survive the container.
+VOLUME /var/lib/ocsd
 
 USER ${OCSD_UID}:${OCSD_GID}
 WORKDIR /tmp

@@ -99,8 +99,27 @@ def _control_url(args: argparse.Namespace) -> str:
     return f"http://{host}:{port}"
 
 
-def _call(method: str, url: str, timeout: float) -> tuple[int, Any]:
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+def _control_token(args: argparse.Namespace) -> str | None:
+    """--token, else $OCSD_CONTROL_TOKEN, else control-token of --config/$OCSD_CONFIG."""
+    if args.token:
+        return str(args.token)
+    if os.environ.get("OCSD_CONTROL_TOKEN"):
+        return os.environ["OCSD_CONTROL_TOKEN"]
+    path = _config_path(args)
+    if path:
+        try:
+            secret = load_settings(path).control_token
+            return secret.get_secret_value() if secret else None
+        except ConfigError:
+            return None
+    return None
+
+
+def _call(method: str, url: str, timeout: float, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(
+        url, method=method, data=b"" if method == "POST" else None, headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -114,10 +133,11 @@ def _call(method: str, url: str, timeout: float) -> tuple[int, Any]:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     base = _control_url(args)
+    token = _control_token(args)
     try:
         if args.action == "status":
             url = f"{base}/campaigngroups" + (f"/{args.dbid}" if args.dbid else "")
-            code, data = _call("GET", url, args.timeout)
+            code, data = _call("GET", url, args.timeout, token)
         elif args.action == "health":
             code, data = _call("GET", f"{base}/healthz", args.timeout)
         else:
@@ -129,7 +149,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             if getattr(args, "auto_complete", None) is not None:
                 query["GSW_AUTO_COMPLETION"] = "1" if args.auto_complete else "0"
             url = f"{base}/campaigngroups/{args.dbid}?{urllib.parse.urlencode(query)}"
-            code, data = _call("POST", url, args.timeout)
+            code, data = _call("POST", url, args.timeout, token)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"ocsd ctl: cannot reach the control API at {base}: {reason}", file=sys.stderr)
@@ -164,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl.add_argument("--config", "-c", help="read control-host/control-port from this INI")
     ctl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    ctl.add_argument(
+        "--token",
+        help="bearer token of [ocsd] control-token (default: $OCSD_CONTROL_TOKEN, else --config)",
+    )
     actions = ctl.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = actions.add_parser("status", help="all groups, or one by DBID")
     status.add_argument("dbid", nargs="?", type=int)

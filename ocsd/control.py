@@ -7,10 +7,14 @@ status, 400 bad parameter; every error body is ``{"error": ...}`` naming the pro
 
 from __future__ import annotations
 
+import hmac
+import logging
+from importlib import resources
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
@@ -21,6 +25,11 @@ from ocsd.logs import get_logger
 log = get_logger("ocsd.control")
 
 MAX_REQUEST_BYTES = 64 * 1024
+#: Paths answered without the control token: the liveness and readiness probes.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: Longest DBID accepted in a path (Genesys DBIDs are 32-bit integers).
+MAX_DBID_DIGITS = 10
+MAX_DEAD_LETTERS_LISTED = 1000
 PARAMETERS = {
     "req",
     "dialmode",
@@ -48,6 +57,12 @@ class Controller(Protocol):
 
     def registry(self) -> CollectorRegistry: ...
 
+    async def dead_letters(self, limit: int) -> dict[str, Any]: ...
+
+    async def resend_dead_letters(self, message_id: str | None) -> dict[str, Any]: ...
+
+    def control_token(self) -> str | None: ...
+
 
 CONTROLLER = web.AppKey("controller", Controller)
 
@@ -62,10 +77,15 @@ def _error(http_status: int, message: str, **extra: Any) -> web.Response:
     return _json({"error": message, **extra}, http_status=http_status)
 
 
+def _whole_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts '²' and other digits int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _dbid(request: web.Request) -> int:
     text = request.match_info["dbid"]
-    if not text.isdigit():
-        raise _BadParameter("dbid", f"must be a number, got {text!r}")
+    if not _whole_number(text) or len(text) > MAX_DBID_DIGITS:
+        raise _BadParameter("dbid", f"must be a number, got {text[:40]!r}")
     return int(text)
 
 
@@ -75,7 +95,9 @@ class _BadParameter(Exception):
         super().__init__(f"{parameter}: {message}")
 
 
-async def _parameters(request: web.Request) -> dict[str, str]:
+async def _parameters(
+    request: web.Request, accepted: set[str] | frozenset[str] = frozenset(PARAMETERS)
+) -> dict[str, str]:
     """Query parameters merged with a JSON object body; names are case-insensitive."""
     params = {key.lower(): value for key, value in request.query.items()}
     raw = await request.read()
@@ -91,9 +113,9 @@ async def _parameters(request: web.Request) -> dict[str, str]:
                 raise _BadParameter(str(key), "must be a string or a number")
             params[str(key).lower()] = str(value).lower() if isinstance(value, bool) else str(value)
     for key in params:
-        if key not in PARAMETERS:
+        if key not in accepted:
             raise _BadParameter(
-                key, f"unknown parameter (accepted: {', '.join(sorted(PARAMETERS))})"
+                key[:40], f"unknown parameter (accepted: {', '.join(sorted(accepted)) or 'none'})"
             )
     return params
 
@@ -121,8 +143,8 @@ def _dialing_change(params: dict[str, str]) -> DialingChange:
     goal: int | None = None
     if "optimizegoal" in params:
         text = params["optimizegoal"].strip()
-        if not text.lstrip("-").isdigit():
-            raise _BadParameter("optimizegoal", f"must be a whole number, got {text!r}")
+        if not _whole_number(text.removeprefix("-")) or len(text) > 12:
+            raise _BadParameter("optimizegoal", f"must be a whole number, got {text[:40]!r}")
         goal = int(text)
     return DialingChange(parsed("dialmode", DialMode), parsed("optimizeby", OptimizeBy), goal)
 
@@ -180,6 +202,44 @@ async def act_on_group(request: web.Request) -> web.Response:
         )
 
 
+async def list_dead_letters(request: web.Request) -> web.Response:
+    try:
+        params = await _parameters(request, {"limit"})
+        limit = 100
+        if "limit" in params:
+            text = params["limit"].strip()
+            if not (_whole_number(text) and len(text) <= 6) or not (
+                1 <= int(text) <= MAX_DEAD_LETTERS_LISTED
+            ):
+                raise _BadParameter(
+                    "limit", f"must be 1..{MAX_DEAD_LETTERS_LISTED}, got {text[:40]!r}"
+                )
+            limit = int(text)
+    except _BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.parameter)
+    return _json(await request.app[CONTROLLER].dead_letters(limit))
+
+
+async def resend_dead_letters(request: web.Request) -> web.Response:
+    """Re-send every dead letter, or the one named by ``id``."""
+    try:
+        params = await _parameters(request, {"id"})
+        message_id = params.get("id")
+        if message_id is not None and not 1 <= len(message_id) <= 200:
+            raise _BadParameter("id", "must be a dead letter's id (1 to 200 characters)")
+        return _json(await request.app[CONTROLLER].resend_dead_letters(message_id))
+    except _BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.parameter)
+    except LookupError as exc:
+        return _error(404, str(exc).strip("'\""))
+    except RuntimeError as exc:
+        return _error(409, str(exc))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the loop answers. Never depends on the receiver."""
     return _json(request.app[CONTROLLER].health())
@@ -197,6 +257,33 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
+async def _bearer_token(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With ``[ocsd] control-token`` set, every request but the probes needs it."""
+    token = request.app[CONTROLLER].control_token()
+    if token is not None and request.path not in OPEN_PATHS:
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        expected = token.encode("utf-8")
+        presented = value.strip().encode("utf-8", "replace")
+        # compare_digest: the time taken does not depend on how much of the token matched
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
+            log.warning(
+                "control request refused: missing or wrong bearer token",
+                method=request.method,
+                path=request.path[:200],
+                remote=request.remote,
+            )
+            response = _error(
+                401,
+                "missing or wrong bearer token: send 'Authorization: Bearer <[ocsd] control-token>'",
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ocsd"'
+            return response
+    result: web.StreamResponse = await handler(request)
+    return result
+
+
+@web.middleware
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn aiohttp's own HTTP errors (404 route, 405, 413) into JSON naming the problem."""
     try:
@@ -207,10 +294,10 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
     except web.HTTPMethodNotAllowed as exc:
         return _error(
             405,
-            f"{request.method} not allowed on {request.path}; use {', '.join(sorted(exc.allowed_methods))}",
+            f"{request.method[:20]} not allowed on {request.path[:200]}; use {', '.join(sorted(exc.allowed_methods))}",
         )
     except web.HTTPNotFound:
-        return _error(404, f"no such resource {request.path}; see /campaigngroups")
+        return _error(404, f"no such resource {request.path[:200]}; see /openapi.json")
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason)
     except Exception:
@@ -219,13 +306,51 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         return _error(500, "internal error; see the ocsd log")
 
 
+OPENAPI = web.AppKey("openapi", bytes)
+
+
+def openapi_document() -> bytes:
+    """The OpenAPI 3.1 description of the control API shipped in the package."""
+    return resources.files("ocsd").joinpath("openapi.json").read_bytes()
+
+
+class _ServerErrorsWithoutTraceback(logging.Handler):
+    """aiohttp logs a malformed HTTP request (a header too long, a bad request line) with a
+    traceback on ``aiohttp.server``; ocsd logs one line naming the problem instead. Any
+    other error keeps its traceback (a bug must be findable)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or isinstance(error, HttpProcessingError):
+            log.warning(
+                "malformed HTTP request refused",
+                error=f"{type(error).__name__}: {error}"[:300] if error else record.getMessage(),
+            )
+            return
+        log.error("HTTP server error", error=record.getMessage(), exc_info=record.exc_info)
+
+
+def _quiet_aiohttp_server_log() -> None:
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(h, _ServerErrorsWithoutTraceback) for h in logger.handlers):
+        logger.addHandler(_ServerErrorsWithoutTraceback(logging.WARNING))
+        logger.propagate = False
+
+
 def create_app(controller: Controller) -> web.Application:
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_errors_as_json])
+    _quiet_aiohttp_server_log()
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES, middlewares=[_errors_as_json, _bearer_token]
+    )
     app[CONTROLLER] = controller
+    app[OPENAPI] = openapi_document()
     app.router.add_get("/campaigngroups", list_groups)
     app.router.add_get("/campaigngroups/{dbid}", show_group)
     app.router.add_post("/campaigngroups/{dbid}", act_on_group)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/deadletters", list_dead_letters)
+    app.router.add_post("/deadletters/resend", resend_dead_letters)
+    app.router.add_get("/openapi.json", openapi)
     return app

@@ -33,10 +33,12 @@ from ocsd.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.genesys import Actor, status_name
 from ocsd.logs import get_logger
 from ocsd.metrics import DaemonFigures, Metrics
-from ocsd.notifier import DeliveryCounters, Kind, Notification, Notifier
+from ocsd.notifier import DeliveryCounters, Kind, Notification, Notifier, ReliableNotifier
+from ocsd.outbox import OutboxError, read_dead_letters
 from ocsd.redact import redact_uri
 from ocsd.schedule import Entry
 from ocsd.settings import ConfigError, Settings, load_settings
+from ocsd.signing import Signer
 from ocsd.ticker import Ticker
 
 log = get_logger("ocsd.daemon")
@@ -48,6 +50,20 @@ SIMULATION_STEP_S = 0.25
 CONFIG_POLL_S = 1.0
 #: Options that are read once at start-up; a reload that changes them says so.
 RESTART_OPTIONS = ("control_host", "control_port", "log_format", "stats_window", "seed")
+#: Options of delivery: a change makes a new notifier (a new pool, a new delivery mode).
+DELIVERY_OPTIONS = (
+    "send_campaigngroup_states",
+    "campaigngroup_states_uri",
+    "http_response_timeout",
+    "http_connection_pool_size",
+    "delivery_mode",
+    "retry_schedule",
+    "max_attempts",
+    "webhook_secret",
+    "outbox_path",
+    "dead_letter_path",
+    "ca_file",
+)
 
 
 class StartupError(Exception):
@@ -190,7 +206,12 @@ class Daemon:
 
     async def startup(self) -> None:
         settings = self.settings
-        self.notifier = await self._new_notifier(settings)
+        try:
+            self.notifier = self._build_notifier(settings)
+        except OutboxError as exc:
+            raise StartupError(str(exc)) from None
+        if self.notifier is not None:
+            await self.notifier.start()
         self._runner = web.AppRunner(
             control.create_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
@@ -226,6 +247,9 @@ class Daemon:
             control_port=self.control_port,
             groups=len(self.engine),
             sending=settings.delivers,
+            delivery_mode=settings.delivery_mode,
+            signing=settings.webhook_secret is not None,
+            control_token=settings.control_token is not None,
             uri=redact_uri(settings.campaigngroup_states_uri or "") or None,
             interval_s=settings.campaigngroup_states_interval,
             time_scale=settings.time_scale,
@@ -263,6 +287,8 @@ class Daemon:
             sent=sum(counters.sent.values()) if counters else 0,
             failed=sum(counters.failed.values()) if counters else 0,
             dropped=sum(counters.dropped.values()) if counters else 0,
+            retried=sum(counters.retried.values()) if counters else 0,
+            dead_lettered=sum(counters.dead_lettered.values()) if counters else 0,
             ticks=self.ticker.ticks,
             reloads=self.reloads,
         )
@@ -354,19 +380,38 @@ class Daemon:
 
     # -- live reconfiguration --------------------------------------------------------
 
-    async def _new_notifier(self, settings: Settings) -> Notifier | None:
+    def _build_notifier(self, settings: Settings) -> Notifier | None:
+        """The notifier of ``settings``' delivery mode, not started; raises OutboxError."""
         if not settings.delivers:
             return None
         assert settings.campaigngroup_states_uri is not None
-        notifier = Notifier(
-            settings.campaigngroup_states_uri,
-            settings.http_response_timeout,
-            settings.http_connection_pool_size,
-            latency=self.metrics.post_latency,
-        )
+        secret = settings.webhook_secret
+        signer = Signer(secret.get_secret_value()) if secret is not None else None
+        notifier: Notifier
+        if settings.delivery_mode == "reliable":
+            notifier = ReliableNotifier(
+                settings.campaigngroup_states_uri,
+                settings.http_response_timeout,
+                settings.http_connection_pool_size,
+                latency=self.metrics.post_latency,
+                signer=signer,
+                ca_file=settings.ca_file,
+                retry_schedule=settings.retry_delays,
+                max_attempts=settings.attempts_allowed,
+                outbox_path=settings.outbox_path,
+                dead_letter_path=settings.dead_letter_path,
+            )
+        else:
+            notifier = Notifier(
+                settings.campaigngroup_states_uri,
+                settings.http_response_timeout,
+                settings.http_connection_pool_size,
+                latency=self.metrics.post_latency,
+                signer=signer,
+                ca_file=settings.ca_file,
+            )
         if self.notifier is not None:
             notifier.counters = self.notifier.counters  # metrics stay cumulative
-        await notifier.start()
         return notifier
 
     def _reload_soon(self, trigger: str) -> None:
@@ -393,7 +438,8 @@ class Daemon:
             self._config_fingerprint = await asyncio.to_thread(_fingerprint, self.config_path)
             try:
                 new = await asyncio.to_thread(load_settings, self.config_path)
-            except ConfigError as exc:
+                changed = await self._apply_settings(new)
+            except (ConfigError, OutboxError) as exc:
                 self.reload_results["refused"] += 1
                 log.error(
                     "configuration refused; still running on the previous one",
@@ -401,7 +447,6 @@ class Daemon:
                     error=str(exc),
                 )
                 return False
-            changed = await self._apply_settings(new)
             self.reloads += 1
             self.reload_results["applied"] += 1
             log.info("configuration reloaded", trigger=trigger, changed=changed or ["nothing"])
@@ -410,20 +455,29 @@ class Daemon:
     async def _apply_settings(self, new: Settings) -> list[str]:
         old, now = self.settings, self.clock()
         changed: list[str] = []
-        delivery = (
-            "send_campaigngroup_states",
-            "campaigngroup_states_uri",
-            "http_response_timeout",
-            "http_connection_pool_size",
-        )
+        delivery = DELIVERY_OPTIONS
         if any(getattr(old, f) != getattr(new, f) for f in delivery):
+            candidate = self._build_notifier(new)  # OutboxError: refused, nothing changed
             changed += [f.replace("_", "-") for f in delivery if getattr(old, f) != getattr(new, f)]
             previous = self.notifier
-            self.notifier = await self._new_notifier(new)
+            drain: asyncio.Task[None] | None = None
             if previous is not None:  # let its queued and in-flight POSTs finish
-                task = asyncio.create_task(previous.close(), name="ocsd-notifier-drain")
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                drain = asyncio.create_task(previous.close(), name="ocsd-notifier-drain")
+                self._background.add(drain)
+                drain.add_done_callback(self._background.discard)
+                if isinstance(previous, ReliableNotifier) and not isinstance(
+                    candidate, ReliableNotifier
+                ):
+                    log.warning(
+                        "delivery-mode is no longer reliable: what waits in the outbox is "
+                        "delivered when it is reliable again",
+                        outbox=previous.outbox.path,
+                    )
+            if candidate is not None:
+                # a reliable notifier starts sending after the old pool is done, so a
+                # group's notifications still in flight there are not overtaken
+                await candidate.start(after=drain)
+            self.notifier = candidate
         if old.campaigngroup_states_interval != new.campaigngroup_states_interval:
             changed.append("campaigngroup-states-interval")
             self.ticker.set_interval(new.campaigngroup_states_interval)
@@ -509,16 +563,57 @@ class Daemon:
         return self.engine.view(dbid, self.clock())
 
     def _figures(self) -> DaemonFigures:
-        counters = self.notifier.counters if self.notifier else DeliveryCounters()
+        notifier = self.notifier
+        counters = notifier.counters if notifier else DeliveryCounters()
         return DaemonFigures(
             sent=counters.sent,
             failed=counters.failed,
             dropped=counters.dropped,
             statuses=Counter(group.status for group in self.engine.groups),
-            pending=self.notifier.pending if self.notifier else 0,
+            pending=notifier.pending if notifier else 0,
             reloads=self.reload_results,
             ticks_skipped=self.ticker.skipped,
+            retried=counters.retried,
+            dead_lettered=counters.dead_lettered,
+            outbox_pending=notifier.outbox_pending if notifier else 0,
+            dead_letters=notifier.dead_letter_count if notifier else 0,
+            delivery_stopped=notifier.stopped if notifier else False,
+            delivery_mode=self.settings.delivery_mode,
         )
+
+    # -- dead letters (reliable mode) ------------------------------------------------
+
+    async def dead_letters(self, limit: int) -> dict[str, Any]:
+        notifier = self.notifier
+        if isinstance(notifier, ReliableNotifier):
+            count, records = await notifier.dead_letters.read(limit)
+        else:  # not sending reliably now: the file as it is
+            records = await asyncio.to_thread(read_dead_letters, self.settings.dead_letter_path)
+            count, records = len(records), records[:limit]
+        return {
+            "delivery_mode": self.settings.delivery_mode,
+            "file": self.settings.dead_letter_path,
+            "count": count,
+            "deadletters": records,
+        }
+
+    async def resend_dead_letters(self, message_id: str | None) -> dict[str, Any]:
+        """Queue dead letters again; raises LookupError (unknown id) or RuntimeError."""
+        notifier = self.notifier
+        if not isinstance(notifier, ReliableNotifier):
+            raise RuntimeError(
+                "dead letters are re-sent in delivery-mode = reliable with sending on; "
+                f"now delivery-mode = {self.settings.delivery_mode}, "
+                f"sending {'on' if notifier else 'off'}"
+            )
+        taken = await notifier.resend(None if message_id is None else [message_id])
+        if message_id is not None and not taken:
+            raise LookupError(f"no dead letter with id {message_id!r}")
+        return {"resent": len(taken), "ids": [record["id"] for record in taken]}
+
+    def control_token(self) -> str | None:
+        token = self.settings.control_token
+        return token.get_secret_value() if token is not None else None
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: configuration loaded, control server up, loop tasks running."""

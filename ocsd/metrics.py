@@ -56,6 +56,12 @@ class DaemonFigures:
         pending: int,
         reloads: Counter[str],
         ticks_skipped: int,
+        retried: Counter[str] | None = None,
+        dead_lettered: Counter[str] | None = None,
+        outbox_pending: int = 0,
+        dead_letters: int = 0,
+        delivery_stopped: bool = False,
+        delivery_mode: str = "ocs",
     ) -> None:
         self.sent = sent
         self.failed = failed
@@ -64,6 +70,12 @@ class DaemonFigures:
         self.pending = pending
         self.reloads = reloads
         self.ticks_skipped = ticks_skipped
+        self.retried = retried if retried is not None else Counter()
+        self.dead_lettered = dead_lettered if dead_lettered is not None else Counter()
+        self.outbox_pending = outbox_pending
+        self.dead_letters = dead_letters
+        self.delivery_stopped = delivery_stopped
+        self.delivery_mode = delivery_mode
 
 
 class _DaemonCollector(Collector):
@@ -120,3 +132,42 @@ class _DaemonCollector(Collector):
             "Periodic ticks skipped because the loop was a whole interval late",
             value=figures.ticks_skipped,
         )
+        retried = CounterMetricFamily(
+            "ocsd_notifications_retried",
+            "Failed attempts planned again (reliable delivery mode)",
+            labels=["kind"],
+        )
+        for kind in ("state", "periodic"):
+            retried.add_metric([kind], figures.retried.get(kind, 0))
+        yield retried
+        dead = CounterMetricFamily(
+            "ocsd_notifications_dead_lettered",
+            "State notifications given up and written to the dead-letter file, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(figures.dead_lettered.items()):
+            dead.add_metric([reason], count)
+        yield dead
+        yield GaugeMetricFamily(
+            "ocsd_outbox_pending",
+            "State notifications in the outbox, not yet delivered (reliable delivery mode)",
+            value=figures.outbox_pending,
+        )
+        yield GaugeMetricFamily(
+            "ocsd_dead_letters",
+            "Dead letters in the dead-letter file waiting for a re-send",
+            value=figures.dead_letters,
+        )
+        yield GaugeMetricFamily(
+            "ocsd_delivery_stopped",
+            "1 when the receiver answered 410 Gone: nothing is sent until the configuration changes",
+            value=1 if figures.delivery_stopped else 0,
+        )
+        mode = GaugeMetricFamily(
+            "ocsd_delivery_mode",
+            "The delivery mode in use (1 for the current one)",
+            labels=["mode"],
+        )
+        for name in ("ocs", "reliable"):
+            mode.add_metric([name], 1 if figures.delivery_mode == name else 0)
+        yield mode

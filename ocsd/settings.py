@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import ssl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -31,6 +40,7 @@ from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity, validate_
 from ocsd.genesys import DialMode, OptimizeBy, parse_enum
 from ocsd.redact import redact_uri
 from ocsd.schedule import Entry, parse_schedule
+from ocsd.signing import SecretError, decode_secret
 
 ENV_PREFIX = "OCSD_"
 #: Namespace of the UUIDs derived from DBIDs; never change it, receivers key on the UUIDs.
@@ -59,8 +69,23 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "seed": "seed",
         "schedule-timezone": "schedule_timezone",
         "shutdown-grace": "shutdown_grace",
+        "delivery-mode": "delivery_mode",
+        "retry-schedule": "retry_schedule",
+        "max-attempts": "max_attempts",
+        "webhook-secret": "webhook_secret",
+        "outbox-path": "outbox_path",
+        "dead-letter-path": "dead_letter_path",
+        "ca-file": "ca_file",
+        "control-token": "control_token",
     },
 }
+#: Options whose value is a secret: never logged, printed as *** by check-config.
+SECRET_FIELDS = frozenset({"webhook_secret", "control_token"})
+#: Bounds of retry-schedule delays (seconds) and of its number of entries.
+MAX_RETRY_DELAY = 86_400.0
+MAX_RETRY_STEPS = 100
+#: Shortest control-token accepted.
+MIN_TOKEN_LENGTH = 16
 FIELD_PLACES: dict[str, tuple[str, str]] = {
     field: (section, option)
     for section, options in SECTION_OPTIONS.items()
@@ -125,10 +150,10 @@ class CampaignGroupSettings(BaseModel):
 
     dbid: Annotated[int, Field(gt=0)]
     uuid: str | None = None
-    campaign: str
-    group: str
+    campaign: Annotated[str, Field(min_length=1)]
+    group: Annotated[str, Field(min_length=1)]
     template: str | None = None
-    queue: str
+    queue: Annotated[str, Field(min_length=1)]
     agents: Annotated[int, Field(ge=0)] = 10
     # Mean seconds of talk and of after-call work per connected call.
     talk_time: Annotated[float, Field(gt=0)] = 180.0
@@ -155,6 +180,12 @@ class CampaignGroupSettings(BaseModel):
 
     _parse_dial_mode = field_validator("dial_mode", mode="before")(_enum_validator(DialMode))
     _parse_optimize_by = field_validator("optimize_by", mode="before")(_enum_validator(OptimizeBy))
+
+    @field_validator("template")
+    @classmethod
+    def _empty_template_is_none(cls, value: str | None) -> str | None:
+        """Spec 2: the template name is sent only if configured; `template =` is not."""
+        return value or None
 
     @field_validator("uuid")
     @classmethod
@@ -205,6 +236,13 @@ class Settings(BaseSettings):
     # [tenant]
     tenant_name: str = "Unknown"
     tenant_ccid: str = "Unknown"
+
+    @field_validator("tenant_name", "tenant_ccid")
+    @classmethod
+    def _empty_tenant_is_unknown(cls, value: str) -> str:
+        """Spec 2: "Unknown" when not configured, and an empty value configures nothing."""
+        return value.strip() or "Unknown"
+
     # [ocsd]
     control_host: str = "127.0.0.1"
     control_port: Annotated[int, Field(ge=0, le=65535)] = 8090
@@ -216,6 +254,112 @@ class Settings(BaseSettings):
     # At a stop, in-flight POSTs get min(http-response-timeout, shutdown-grace) seconds, so
     # a container stops within docker's default 10 s even with a receiver that hangs.
     shutdown_grace: Annotated[float, Field(ge=0, le=600)] = 8.0
+    # Delivery: "ocs" = one attempt, no retry (spec section 1); "reliable" = at-least-once
+    # with retries, an outbox on disk and a dead-letter file (see notifier.ReliableNotifier).
+    delivery_mode: Literal["ocs", "reliable"] = "ocs"
+    # Seconds before the 2nd, 3rd, ... attempt (the last one repeats); jitter +-20 %.
+    retry_schedule: str = "1,2,5,10,30,60"
+    # Attempts per state notification in all; default: one more than the schedule's delays.
+    max_attempts: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    # Standard Webhooks signing secret, "whsec_" + base64; signs in both delivery modes.
+    webhook_secret: SecretStr | None = None
+    outbox_path: str = "ocsd-outbox.sqlite3"
+    dead_letter_path: str = "ocsd-deadletters.jsonl"
+    # PEM bundle of CAs trusted for https receivers, on top of the system's.
+    ca_file: str | None = None
+    # Bearer token required on every control request except /healthz and /readyz.
+    control_token: SecretStr | None = None
+
+    @field_validator("delivery_mode", mode="before")
+    @classmethod
+    def _mode_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule_delays(cls, value: Any) -> str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError("expected comma-separated seconds, e.g. 1,2,5,10,30,60")
+        parts = [part.strip() for part in value.split(",")]
+        if not value.strip() or any(not part for part in parts):
+            raise ValueError("expected comma-separated seconds, e.g. 1,2,5,10,30,60")
+        if len(parts) > MAX_RETRY_STEPS:
+            raise ValueError(f"at most {MAX_RETRY_STEPS} delays")
+        delays = []
+        for part in parts:
+            try:
+                delay = float(part)
+            except ValueError:
+                raise ValueError(f"{part!r} is not a number of seconds") from None
+            if not 0 < delay <= MAX_RETRY_DELAY:  # also refuses nan and inf
+                raise ValueError(f"{part!r}: each delay must be > 0 and <= {MAX_RETRY_DELAY:g} s")
+            delays.append(delay)
+        return ",".join(f"{d:g}" for d in delays)
+
+    @field_validator("webhook_secret", "control_token", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_secret(value.get_secret_value())
+            except SecretError as exc:
+                raise ValueError(f"{exc} (value not shown)") from None
+        return value
+
+    @field_validator("control_token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (value not shown); "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if not all(33 <= ord(c) < 127 for c in token):
+            raise ValueError("must be printable ASCII without spaces (value not shown)")
+        return value
+
+    @field_validator("outbox_path", "dead_letter_path")
+    @classmethod
+    def _a_file_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a file path")
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        if Path(value).is_dir():
+            raise ValueError(f"{value!r} is a directory; name a file in it")
+        return value
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_ca_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _loadable_ca(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        if not Path(value).is_file():
+            raise ValueError(f"{value!r}: no such file (a PEM bundle of CA certificates)")
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=value)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ValueError(f"{value!r}: not a PEM bundle of CA certificates ({exc})") from None
+        return value
 
     @field_validator("schedule_timezone")
     @classmethod
@@ -244,6 +388,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.delivery_mode == "reliable":
+            for field in ("outbox_path", "dead_letter_path"):
+                directory = Path(getattr(self, field)).resolve().parent
+                if not directory.is_dir():
+                    raise _PlacedError(
+                        (field,), f"directory {str(directory)!r} does not exist (create it)"
+                    )
+            if Path(self.outbox_path).resolve() == Path(self.dead_letter_path).resolve():
+                raise _PlacedError(("dead_letter_path",), "must not be the outbox-path file")
         if self.send_campaigngroup_states and not self.campaigngroup_states_uri:
             raise _PlacedError(
                 ("campaigngroup_states_uri",),
@@ -276,6 +429,15 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, IniSettingsSource(settings_cls, _CURRENT_INI.get()))
 
     # -- views used by the daemon ------------------------------------------------
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.retry_schedule.split(","))
+
+    @property
+    def attempts_allowed(self) -> int:
+        """max-attempts, or one first attempt plus one per retry-schedule delay."""
+        return self.max_attempts or len(self.retry_delays) + 1
 
     @property
     def delivers(self) -> bool:
@@ -511,6 +673,8 @@ def describe_settings(settings: Settings) -> str:
             value = getattr(settings, field)
             if field == "campaigngroup_states_uri" and value:
                 value = redact_uri(value)
+            if field in SECRET_FIELDS and value is not None:
+                value = "***"
             out.append(f"{option} = {_ini_value(value)}")
         out.append("")
     for name, cl in settings.calling_lists.items():
@@ -534,6 +698,8 @@ def describe_settings(settings: Settings) -> str:
 def _ini_value(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, SecretStr):
+        return "***"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, DialMode | OptimizeBy):

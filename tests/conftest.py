@@ -754,3 +754,219 @@ async def control_for() -> AsyncIterator[Callable[[str], Control]]:
 def ocsd_env() -> Callable[..., dict[str, str]]:
     """``ocsd_env(OCSD_X="...")``: this environment without any OCSD_* variable, plus those."""
     return clean_env
+
+
+# -- fault receivers and TLS material (delivery faults, reliable delivery mode) ------------
+
+#: Behaviours of FaultReceiver beyond those of Receiver.
+FAULT_BEHAVIOURS = (
+    "slow",  # answers 200 after ``slow_s`` seconds
+    "redirect",  # 302 to another path
+    "status400",
+    "status410",
+    "status429",  # with Retry-After: ``retry_after`` when set
+    "status503",
+)
+
+
+class FaultReceiver(Receiver):
+    """A Receiver with more ways to fail, optionally over https, on a chosen port.
+
+    ``stop()`` then ``start(port=same)`` takes it down and brings it back (connection
+    refused meanwhile). ``answer_for`` decides per request (e.g. 503 to the first attempt
+    of each webhook-id), before ``queue_behaviours``/``behaviour``.
+    """
+
+    def __init__(self, ssl_context: Any = None, slow_s: float = 0.3) -> None:
+        super().__init__()
+        self.ssl_context = ssl_context
+        self.slow_s = slow_s
+        self.retry_after: str | None = None
+        self.answer_for: Callable[[web.Request, bytes], str | None] | None = None
+
+    async def start(self, port: int = 0) -> None:  # type: ignore[override]
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, LOCALHOST, port, ssl_context=self.ssl_context)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._runner = None
+
+    def url_for(self, path: str, userinfo: str | None = None) -> str:
+        credentials = f"{userinfo}@" if userinfo else ""
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{credentials}{LOCALHOST}:{self.port}{path}"
+
+    def set_behaviour(self, behaviour: str) -> None:
+        assert behaviour in BEHAVIOURS + FAULT_BEHAVIOURS, behaviour
+        self.behaviour = behaviour
+
+    def queue_behaviours(self, *behaviours: str) -> None:
+        for behaviour in behaviours:
+            assert behaviour in BEHAVIOURS + FAULT_BEHAVIOURS, behaviour
+        self._next.extend(behaviours)
+
+    @property
+    def accepted(self) -> list[Received]:
+        """The requests answered 2xx (ok and slow)."""
+        return [r for r in self.received if r.behaviour in ("ok", "slow")]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        chosen = self.answer_for(request, raw) if self.answer_for else None
+        if chosen is None:
+            chosen = self._next.popleft() if self._next else self.behaviour
+        if chosen in BEHAVIOURS:
+            self._next.appendleft(chosen)  # Receiver._handle takes it from there
+            return await super()._handle(request)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        self.received.append(
+            Received(
+                at=time.monotonic(),
+                method=request.method,
+                path=request.path,
+                headers=dict(request.headers),
+                raw=raw,
+                json=parsed,
+                behaviour=chosen,
+            )
+        )
+        self._arrived.set()
+        if chosen == "slow":
+            await asyncio.sleep(self.slow_s)
+            return web.json_response({"ok": True})
+        if chosen == "redirect":
+            raise web.HTTPFound(location="/moved")
+        status = int(chosen.removeprefix("status"))
+        headers = (
+            {"Retry-After": self.retry_after}
+            if chosen == "status429" and self.retry_after
+            else None
+        )
+        return web.json_response(
+            {"error": f"receiver told to answer {status}"}, status=status, headers=headers
+        )
+
+
+@pytest.fixture
+async def make_fault_receiver() -> AsyncIterator[Callable[..., Any]]:
+    """``await make_fault_receiver(ssl_context=None, port=0)``: a started FaultReceiver."""
+    started: list[FaultReceiver] = []
+
+    async def make(ssl_context: Any = None, port: int = 0, start: bool = True) -> FaultReceiver:
+        recv = FaultReceiver(ssl_context)
+        if start:
+            await recv.start(port)
+        started.append(recv)
+        return recv
+
+    try:
+        yield make
+    finally:
+        for recv in started:
+            if recv._runner is not None:
+                await recv.stop()
+
+
+@dataclass
+class TlsMaterial:
+    """A throw-away CA and a server certificate it signed for 127.0.0.1 (PEM files)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> Any:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
+    """A self-signed CA and a server certificate for IP 127.0.0.1, made with ``cryptography``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory = tmp_path_factory.mktemp("tls")
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ocsd test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOCALHOST)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOCALHOST))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    material = TlsMaterial(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    material.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    material.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    material.key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return material

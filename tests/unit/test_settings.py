@@ -155,6 +155,21 @@ def test_a_group_without_template_has_none(tmp_path: Path) -> None:
     assert settings.group_identity("G1").template is None
 
 
+def test_an_empty_template_is_left_out_and_an_empty_tenant_is_unknown(tmp_path: Path) -> None:
+    settings = load_settings(
+        ini_file(tmp_path, "[tenant]", "name =", "ccid =", *GROUP_AND_LIST, "template =")
+    )
+    assert settings.group_identity("G1").template is None
+    assert (settings.tenant_name, settings.tenant_ccid) == ("Unknown", "Unknown")
+
+
+@pytest.mark.parametrize("option", ["campaign", "group", "queue"])
+def test_an_empty_mandatory_name_is_refused(tmp_path: Path, option: str) -> None:
+    lines = [line for line in GROUP_AND_LIST if not line.startswith(f"{option} =")]
+    path = ini_file(tmp_path, *lines, f"{option} =")
+    assert_names_place(config_error(path), path, 8, "campaign-group:G1", option)
+
+
 def test_derived_uuid_depends_only_on_the_dbid(tmp_path: Path) -> None:
     first = load_settings(ini_file(tmp_path, *GROUP_AND_LIST, name="a.ini"))
     again = load_settings(ini_file(tmp_path, *GROUP_AND_LIST, name="a.ini"))
