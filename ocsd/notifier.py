@@ -389,6 +389,22 @@ class Notifier:
 
     # -- stopping ------------------------------------------------------------------------
 
+    async def _stop_workers(self, grace: float | None) -> int:
+        """Let the workers finish within ``grace`` (default the POST timeout); cancel the rest.
+
+        Returns how many were still running (each holding an in-flight POST).
+        """
+        if not self._tasks:
+            return 0
+        _done, still_running = await asyncio.wait(
+            self._tasks, timeout=self.timeout if grace is None else grace
+        )
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.wait(still_running)
+        return len(still_running)
+
     async def close(self, grace: float | None = None) -> None:
         """Stop taking work; let queued state and in-flight POSTs finish within ``grace``."""
         self._closing = True
@@ -398,22 +414,16 @@ class Notifier:
             queue.periodic.clear()
         for wakeup in self._wakeups:
             wakeup.set()
-        if self._tasks:
-            _done, still_running = await asyncio.wait(
-                self._tasks, timeout=self.timeout if grace is None else grace
+        in_flight = await self._stop_workers(grace)
+        if in_flight:
+            unsent = sum(len(q.state) for q in self._queues)
+            log.warning(
+                "notifications abandoned at shutdown",
+                in_flight=in_flight,
+                unsent=unsent,
+                uri=self.safe_uri,
             )
-            for task in still_running:
-                task.cancel()
-            if still_running:
-                await asyncio.wait(still_running)
-                unsent = sum(len(q.state) for q in self._queues)
-                log.warning(
-                    "notifications abandoned at shutdown",
-                    in_flight=len(still_running),
-                    unsent=unsent,
-                    uri=self.safe_uri,
-                )
-                self.counters.dropped[("state", "shutting down")] += unsent
+            self.counters.dropped[("state", "shutting down")] += unsent
         if self._session is not None:
             await self._session.close()
 
@@ -1016,14 +1026,7 @@ class ReliableNotifier(Notifier):
         self._active.set()
         for wakeup in self._wakeups:
             wakeup.set()
-        if self._tasks:
-            _done, still_running = await asyncio.wait(
-                self._tasks, timeout=self.timeout if grace is None else grace
-            )
-            for task in still_running:
-                task.cancel()
-            if still_running:
-                await asyncio.wait(still_running)
+        await self._stop_workers(grace)
         if self._session is not None:
             await self._session.close()
         self.outbox.close()
