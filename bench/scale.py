@@ -677,8 +677,11 @@ def _figures(result: RunResult, first: Scrape, last: Scrape, cpu: float, window:
     }
     result.produced = last.produced - first.produced
     result.pending_first, result.pending_last = first.pending, last.pending
-    if result.produced > 0:
-        result.delivered_share = result.sent / result.produced
+    # of the notifications whose fate was decided in the window (sent, failed or
+    # dropped), the share sent; what waits at either end of the window is left out
+    decided = result.sent + result.failed + sum(result.dropped.values())
+    if decided > 0:
+        result.delivered_share = result.sent / decided
     buckets = {le: last.lateness.get(le, 0) - first.lateness.get(le, 0) for le in last.lateness}
     result.lateness_p50_s = histogram_quantile(buckets, 0.5)
     result.lateness_p99_s = histogram_quantile(buckets, 0.99)
@@ -859,7 +862,7 @@ def run_table(runs: list[RunResult]) -> list[str]:
         ("start-up (spawn -> /readyz 200)", [f"{r.startup_s:.2f} s" if r.startup_s else "n/a" for r in runs]),
         ("offered notifications/s", [_num(r.offered_per_s) for r in runs]),
         ("delivered/s (receiver)", [_num(r.delivered_per_s) for r in runs]),
-        ("delivered share (sent / produced)", [_pct(r.delivered_share) for r in runs]),
+        ("delivered share (sent / (sent + failed + dropped))", [_pct(r.delivered_share) for r in runs]),
         ("dropped in window", [_num(sum(r.dropped.values())) for r in runs]),
         ("pending at window start -> end", [f"{r.pending_first:,.0f} -> {r.pending_last:,.0f}" for r in runs]),
         ("failed in window", [_num(r.failed) for r in runs]),

@@ -170,8 +170,8 @@ async def show_group(request: web.Request) -> web.Response:
         return _json(request.app[CONTROLLER].group_view(_dbid(request)))
     except _BadParameter as exc:
         return _error(400, str(exc), parameter=exc.parameter)
-    except UnknownGroup:
-        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}")
+    except UnknownGroup as exc:
+        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}{exc.hint}")
 
 
 async def act_on_group(request: web.Request) -> web.Response:
@@ -191,8 +191,8 @@ async def act_on_group(request: web.Request) -> web.Response:
         return _error(400, str(exc), parameter=exc.parameter)
     except InvalidParameter as exc:
         return _error(400, str(exc), parameter=exc.parameter)
-    except UnknownGroup:
-        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}")
+    except UnknownGroup as exc:
+        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}{exc.hint}")
     except RequestRefused as exc:
         return _error(
             409,

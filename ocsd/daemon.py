@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import heapq
 import itertools
+import os
 import signal
 import time
 from collections import Counter
@@ -39,13 +41,18 @@ from ocsd.redact import redact_uri
 from ocsd.schedule import Entry
 from ocsd.settings import ConfigError, Settings, load_settings
 from ocsd.signing import Signer
-from ocsd.ticker import Ticker
+from ocsd.ticker import PhasedTicker, Ticker, phase_of
 
 log = get_logger("ocsd.daemon")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Wall seconds between two steps of the dialing simulations.
 SIMULATION_STEP_S = 0.25
+#: Wall seconds within which every loaded group's simulation is brought up to date,
+#: whether or not anything reads it (a little at each step, round robin).
+CATCH_UP_S = 5.0
+#: Groups loaded and started per event-loop iteration by ``--start-all``.
+START_ALL_BATCH = 500
 #: Wall seconds between two looks at the configuration file's modification time.
 CONFIG_POLL_S = 1.0
 #: Options that are read once at start-up; a reload that changes them says so.
@@ -71,9 +78,11 @@ class StartupError(Exception):
 
 
 def definitions(settings: Settings) -> dict[int, GroupDefinition]:
-    """Every configured group's definition, by DBID."""
+    """Every configured group's definition, by DBID: those of this instance's shard."""
     result = {}
     for name, group in settings.campaign_groups.items():
+        if not settings.in_shard(group.dbid):
+            continue
         result[group.dbid] = GroupDefinition(
             identity=settings.group_identity(name),
             dialing=group.default_dialing(),
@@ -84,7 +93,22 @@ def definitions(settings: Settings) -> dict[int, GroupDefinition]:
 
 
 def schedules(settings: Settings) -> dict[int, tuple[Entry, ...]]:
-    return {g.dbid: g.schedule_entries() for g in settings.campaign_groups.values() if g.schedule}
+    return {
+        g.dbid: g.schedule_entries()
+        for g in settings.campaign_groups.values()
+        if g.schedule and settings.in_shard(g.dbid)
+    }
+
+
+def shard_hint(settings: Settings) -> str:
+    """Said with an unknown DBID when this instance runs one shard of the groups."""
+    if settings.shard is None:
+        return ""
+    k, n = settings.shard.split("/")
+    return (
+        f" in shard {settings.shard} ([ocsd] shard): this instance runs the groups whose "
+        f"dbid mod {n} = {int(k) - 1}"
+    )
 
 
 class Scheduler:
@@ -172,9 +196,13 @@ class Daemon:
             stats_window=settings.stats_window,
             seed=settings.seed,
         )
+        self.engine.unknown_hint = shard_hint(settings)
         self.tenant = Tenant(settings.tenant_name, settings.tenant_ccid)
         self.notifier: Notifier | None = None
-        self.ticker = Ticker(settings.campaigngroup_states_interval, self._tick)
+        # one scheduler for every group's periodic notification, each at its own phase
+        self.ticker = PhasedTicker(settings.campaigngroup_states_interval, self._tick)
+        self._phases: list[list[int]] = []  # slot -> DBIDs of the groups with that phase
+        self._phases_stale = True
         self.stepper = Ticker(SIMULATION_STEP_S, self._step)
         self.scheduler = Scheduler(
             self.started_wall, ZoneInfo(settings.schedule_timezone), self._run_schedule_entry
@@ -189,6 +217,7 @@ class Daemon:
         self._background: set[asyncio.Task[Any]] = set()  # notifier drains and reloads
         self._should_exit = asyncio.Event()
         self._force_exit = False
+        self._config_stat = _stat(config_path)
         self._config_fingerprint = _fingerprint(config_path)
         self._reload_lock = asyncio.Lock()
         self.control_port: int | None = None
@@ -256,17 +285,38 @@ class Daemon:
             config=self.config_path or "embedded example",
         )
         self.ready = True
-        if self.start_all:
-            self._start_all()
+        if self.start_all:  # after the control API answers, a batch per loop iteration
+            task = asyncio.create_task(self._start_all(), name="ocsd-start-all")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            _settle_heap()
 
-    def _start_all(self) -> None:
-        """``ocsd run --start-all``: load and start every group, as a schedule would (actor 2)."""
+    async def _start_all(self) -> None:
+        """``ocsd run --start-all``: load and start every group, as a schedule would (actor 2).
+
+        Straight to the engine: one summary line, not a view and a log line per request.
+        """
         started = 0
-        for group in self.engine.groups:
-            for request in (Request.LOAD, Request.START):
-                if self._apply(group.identity.dbid, request, Actor.SCHEDULE, DialingChange(), None):
-                    started += request == Request.START
+        for index, group in enumerate(self.engine.groups):
+            if index and index % START_ALL_BATCH == 0:
+                await asyncio.sleep(0)  # the control API and sending run between batches
+            dbid, now = group.identity.dbid, self.clock()
+            try:
+                for request in (Request.LOAD, Request.START):
+                    for snapshot in self.engine.request(dbid, request, Actor.SCHEDULE, now):
+                        self._notify(snapshot, "state")
+                started += 1
+            except (RequestRefused, InvalidParameter, UnknownGroup) as exc:
+                log.warning(
+                    "scheduled request skipped",
+                    dbid=dbid,
+                    campaign_group=group.identity.name,
+                    actor="schedule",
+                    reason=str(exc),
+                )
         log.info("all groups loaded and started", started=started, groups=len(self.engine))
+        _settle_heap()
 
     async def shutdown(self) -> None:
         log.info("ocsd stopping")
@@ -326,16 +376,36 @@ class Daemon:
             Notification(kind, snapshot.identity.name, snapshot.identity.dbid, body)
         )
 
-    def _tick(self, lateness: float) -> None:
-        self.metrics.tick_lateness.observe(lateness)
-        if self.notifier is None:
+    def _tick(self, slot: int, lateness: float) -> None:
+        """One phase slot of the interval: queue the periodic notification of its loaded
+        groups; each body is built when a sender takes it."""
+        self.metrics.tick_lateness.observe(max(0.0, lateness))
+        notifier = self.notifier
+        if notifier is None:
             return
-        for snapshot in self.engine.periodic(self.clock()):
-            self._notify(snapshot, "periodic")
+        slots = self.ticker.slots
+        if self._phases_stale or len(self._phases) != slots:
+            self._phases = [[] for _ in range(slots)]
+            for dbid in self.engine.definitions:
+                self._phases[phase_of(dbid, slots)].append(dbid)
+            self._phases_stale = False
+        engine = self.engine
+        for dbid in self._phases[slot]:
+            group = engine.group(dbid)
+            if group.loaded:
+                notifier.due(dbid, group.identity.name)
+
+    def _periodic_body(self, dbid: int) -> bytes | None:
+        """The notifier's body builder: the group's periodic body now, None if not loaded."""
+        snapshot = self.engine.periodic_one(dbid, self.clock())
+        return None if snapshot is None else encode(build_body(snapshot, self.tenant))
 
     def _step(self, _lateness: float) -> None:
-        """Advance the dialing simulations; notify what internal conditions caused (actor 3)."""
-        for snapshot in self.engine.advance(self.clock()):
+        """Step the groups that change on their own, notifying what that caused (actor 3);
+        bring a share of the others' simulations up to date."""
+        now = self.clock()
+        self.engine.catch_up(now, SIMULATION_STEP_S / CATCH_UP_S, CATCH_UP_S)
+        for snapshot in self.engine.advance(now):
             self._notify(snapshot, "state")
             log.info(
                 "campaign group changed by OCS",
@@ -400,6 +470,7 @@ class Daemon:
                 max_attempts=settings.attempts_allowed,
                 outbox_path=settings.outbox_path,
                 dead_letter_path=settings.dead_letter_path,
+                builder=self._periodic_body,
             )
         else:
             notifier = Notifier(
@@ -409,6 +480,7 @@ class Daemon:
                 latency=self.metrics.post_latency,
                 signer=signer,
                 ca_file=settings.ca_file,
+                builder=self._periodic_body,
             )
         if self.notifier is not None:
             notifier.counters = self.notifier.counters  # metrics stay cumulative
@@ -425,6 +497,10 @@ class Daemon:
             return
         while True:
             await asyncio.sleep(CONFIG_POLL_S)
+            stat = _stat(self.config_path)
+            if stat is None or stat == self._config_stat:
+                continue  # hash the file only when its modification time, size or inode moved
+            self._config_stat = stat
             fingerprint = await asyncio.to_thread(_fingerprint, self.config_path)
             if fingerprint is not None and fingerprint != self._config_fingerprint:
                 await self.reload("file changed")
@@ -435,6 +511,7 @@ class Daemon:
             if not self.config_path:
                 log.warning("reload skipped: ocsd runs on the embedded example, no file to re-read")
                 return False
+            self._config_stat = _stat(self.config_path)
             self._config_fingerprint = await asyncio.to_thread(_fingerprint, self.config_path)
             try:
                 new = await asyncio.to_thread(load_settings, self.config_path)
@@ -487,6 +564,9 @@ class Daemon:
         if old.time_scale != new.time_scale:
             changed.append("time-scale")
             self.engine.clock.rescale(now, new.time_scale)
+        if old.shard != new.shard:
+            changed.append("shard")
+            self.engine.unknown_hint = shard_hint(new)
         if old.schedule_timezone != new.schedule_timezone:
             changed.append("schedule-timezone")
             self.scheduler.set_timezone(ZoneInfo(new.schedule_timezone), now)
@@ -501,6 +581,8 @@ class Daemon:
         changed: list[str] = []
         current = self.engine.definitions
         wanted = definitions(new)
+        if current.keys() != wanted.keys():
+            self._phases_stale = True
         for dbid in current.keys() - wanted.keys():
             name = current[dbid].identity.name
             for snapshot in self.engine.remove(dbid, now):
@@ -639,6 +721,29 @@ class Daemon:
         }
 
 
+def _settle_heap() -> None:
+    """After start-up: move what start-up built out of the collector's sight.
+
+    ``run`` turns the collector off for start-up, which allocates millions of
+    long-lived objects and next to no garbage; frozen, they are never scanned again, so
+    no later gen-2 collection stalls the loop. A no-op when the collector is on.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def _stat(path: str | None) -> tuple[int, int, int] | None:
+    """What changes when the file is edited or replaced: mtime, size, inode."""
+    if not path:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
+
+
 def _fingerprint(path: str | None) -> str | None:
     """A digest of the configuration file, or None if it cannot be read right now."""
     if not path:
@@ -652,6 +757,7 @@ def _fingerprint(path: str | None) -> str | None:
 
 def run(settings: Settings, config_path: str | None = None, start_all: bool = False) -> int:
     """Run the daemon on uvloop until stopped; the process exit code."""
+    gc.disable()  # start-up allocates long-lived objects only; see _settle_heap
     daemon = Daemon(settings, config_path, start_all=start_all)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:

@@ -8,6 +8,7 @@ engine never knows about HTTP.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,11 @@ from ocsd.stats import GroupStatistics, no_data
 
 
 class UnknownGroup(KeyError):
-    """No configured Campaign Group has this DBID."""
+    """No configured Campaign Group has this DBID; ``hint`` says where it might be."""
+
+    def __init__(self, dbid: int, hint: str = "") -> None:
+        super().__init__(dbid)
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +78,20 @@ class Engine:
         seed: int | None = None,
     ) -> None:
         self.clock = SimClock(wall_start, time_scale)
+        self.unknown_hint = ""  # said with an unknown DBID (e.g. which shard this is)
         self.stats_window = stats_window
         self.seed = seed
         self._groups: dict[int, CampaignGroup] = {}
         self._definitions: dict[int, GroupDefinition] = {}
         self._simulations: dict[int, GroupSimulation] = {}
         self._stale_models: set[int] = set()  # loaded groups whose model changed by reload
+        # Only these groups are stepped by ``advance``: their state can change on its own
+        # (a waiting unload, a running group with auto-completion). Every other group's
+        # simulation advances lazily, when a snapshot, request or view needs it, and in
+        # the background by ``catch_up`` so that a group nobody reads never falls far behind.
+        self._watched: set[int] = set()
+        self._catch_up_order: list[int] = []
+        self._catch_up_cursor = 0
         for definition in definitions:
             self._add(definition)
 
@@ -113,6 +126,7 @@ class Engine:
         del self._groups[dbid], self._definitions[dbid]
         self._simulations.pop(dbid, None)
         self._stale_models.discard(dbid)
+        self._watched.discard(dbid)
         return snapshots
 
     def update(self, definition: GroupDefinition) -> None:
@@ -144,7 +158,7 @@ class Engine:
         try:
             return self._groups[dbid]
         except KeyError:
-            raise UnknownGroup(dbid) from None
+            raise UnknownGroup(dbid, self.unknown_hint) from None
 
     # -- the simulation behind each group -----------------------------------------------
 
@@ -166,17 +180,21 @@ class Engine:
             group.calls_in_progress = simulation.calls_in_progress
 
     def advance(self, now: float) -> list[GroupSnapshot]:
-        """Run every simulation up to ``now``; return what internal conditions caused.
+        """Step the groups whose state can change on its own; return what that caused.
 
         A waiting unload completes when the last call ends (actor of the unload); a
         running group with auto-completion whose records are exhausted stops and
-        unloads itself (actions 10 then 8, actor 3).
+        unloads itself (actions 10 then 8, actor 3). Other groups are not touched here:
+        their simulations advance when read (a big step gives what many small ones
+        would) and in the background (:meth:`catch_up`).
         """
         sim_now = self.clock(now)
         snapshots: list[GroupSnapshot] = []
-        for dbid, simulation in self._simulations.items():
+        for dbid in list(self._watched):
             group = self._groups[dbid]
-            if group.status == GroupStatus.NOT_LOADED:
+            simulation = self._simulations.get(dbid)
+            if simulation is None or not _changes_on_its_own(group):
+                self._watched.discard(dbid)
                 continue
             simulation.advance(sim_now)
             group.calls_in_progress = simulation.calls_in_progress
@@ -188,8 +206,40 @@ class Engine:
             ):
                 transitions = group.apply(Request.UNLOAD, Actor.OCS, now)
                 simulation.set_dialing(None, sim_now)
-            snapshots.extend(self._snapshot(group, t, sim_now) for t in transitions)
+            if transitions:
+                snapshots.extend(self._snapshot(group, t, sim_now) for t in transitions)
+                if not _changes_on_its_own(group):
+                    self._watched.discard(dbid)
         return snapshots
+
+    def catch_up(self, now: float, share: float, older_than: float) -> int:
+        """Advance a ``share`` (0..1) of the loaded groups, round robin, whose simulation
+        lags more than ``older_than`` wall seconds behind ``now``; how many were advanced.
+
+        Called a little at a time, it keeps every simulation within a bounded distance
+        of the present when nobody reads it (notifications off, a receiver that hangs),
+        so no read ever has to process hours of events at once.
+        """
+        if self._catch_up_cursor >= len(self._catch_up_order):
+            self._catch_up_order = [dbid for dbid in self._simulations if self._groups[dbid].loaded]
+            self._catch_up_cursor = 0
+        order = self._catch_up_order
+        start = self._catch_up_cursor
+        end = min(len(order), start + max(1, math.ceil(len(order) * share)))
+        self._catch_up_cursor = end
+        sim_now = self.clock(now)
+        horizon = sim_now - older_than * self.clock.scale
+        advanced = 0
+        for dbid in order[start:end]:
+            simulation = self._simulations.get(dbid)
+            group = self._groups.get(dbid)
+            if simulation is None or group is None or not group.loaded:
+                continue
+            if simulation.now < horizon:
+                simulation.advance(sim_now)
+                group.calls_in_progress = simulation.calls_in_progress
+                advanced += 1
+        return advanced
 
     def request(
         self,
@@ -213,24 +263,36 @@ class Engine:
             simulation.drop_calls(sim_now)
         else:
             simulation.set_dialing(group.dialing, sim_now)
+        group.calls_in_progress = simulation.calls_in_progress
+        if _changes_on_its_own(group):
+            self._watched.add(dbid)
         return [self._snapshot(group, t, sim_now) for t in transitions]
 
     def periodic(self, now: float) -> list[GroupSnapshot]:
         """One periodic snapshot per loaded group (spec 1: active means loaded)."""
+        snapshots = (self.periodic_one(dbid, now) for dbid in self._groups)
+        return [snapshot for snapshot in snapshots if snapshot is not None]
+
+    def periodic_one(self, dbid: int, now: float) -> GroupSnapshot | None:
+        """The periodic snapshot of one group at ``now``; None if it is not loaded (or gone).
+
+        Built when the notification is sent, so it is never built to be thrown away and
+        its statistics are the freshest.
+        """
+        group = self._groups.get(dbid)
+        if group is None or not group.loaded:
+            return None
         sim_now = self.clock(now)
-        return [
-            GroupSnapshot(
-                identity=group.identity,
-                status=group.status,
-                dialing=group.dialing,
-                action=Action.PERIODIC,
-                actor=Actor.UNKNOWN,
-                at=now,
-                statistics=self._statistics(group, sim_now),
-            )
-            for group in self._groups.values()
-            if group.loaded
-        ]
+        self._catch_up(group, sim_now)
+        return GroupSnapshot(
+            identity=group.identity,
+            status=group.status,
+            dialing=group.dialing,
+            action=Action.PERIODIC,
+            actor=Actor.UNKNOWN,
+            at=now,
+            statistics=self._statistics(group, sim_now),
+        )
 
     def _statistics(self, group: CampaignGroup, sim_now: float) -> GroupStatistics:
         simulation = self._simulations.get(group.identity.dbid)
@@ -296,6 +358,14 @@ class Engine:
 
     def views(self, now: float) -> list[dict[str, Any]]:
         return [self.view(dbid, now) for dbid in self._groups]
+
+
+def _changes_on_its_own(group: CampaignGroup) -> bool:
+    """Whether the group's status can change without a request: it must be stepped."""
+    status = group.status
+    return status == GroupStatus.WAITING_UNLOAD or (
+        status == GroupStatus.RUNNING and group.auto_complete
+    )
 
 
 def _coded(member: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ class Metrics:
         )
         self.tick_lateness = Histogram(
             "ocsd_tick_lateness_seconds",
-            "How late each periodic tick ran after its due time on the drift-free grid",
+            "How late each periodic tick (one phase slot of the interval) ran after its due time",
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
@@ -129,7 +129,7 @@ class _DaemonCollector(Collector):
         yield reloads
         yield CounterMetricFamily(
             "ocsd_ticks_skipped",
-            "Periodic ticks skipped because the loop was a whole interval late",
+            "Periodic phase slots skipped because the loop was a whole interval late",
             value=figures.ticks_skipped,
         )
         retried = CounterMetricFamily(

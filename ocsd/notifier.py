@@ -28,7 +28,7 @@ import random
 import ssl
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -36,8 +36,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client import Histogram
+from yarl import URL
 
-from ocsd.logs import get_logger
+from ocsd.logs import get_logger, trace_lines
 from ocsd.outbox import DeadLetters, Outbox, OutboxError, Stored, next_seq
 from ocsd.redact import redact_uri
 from ocsd.signing import Signer, new_message_id
@@ -52,6 +53,8 @@ TEXT = {
         "Sending periodic HTTP status notification CampaignGroupState for Campaign Group {name} to {uri}"
     ),
 }
+#: Why a waiting periodic notification was not sent: a newer one took its place.
+SUPERSEDED = "superseded by a newer periodic notification"
 #: Most state notifications that may wait per worker before new ones are dropped (ocs mode).
 STATE_BACKLOG_PER_WORKER = 10_000
 #: Reliable mode: most state notifications held in memory; the rest wait in the outbox only.
@@ -68,12 +71,20 @@ RETRIED_STATUSES = frozenset({408, 429})
 log = get_logger("ocsd.notifier")
 
 
+#: Builds a group's periodic body when it is sent: ``dbid -> bytes``, None when the
+#: group is no longer loaded (nothing is sent then).
+BodyBuilder = Callable[[int], "bytes | None"]
+
+
 @dataclass(slots=True)
 class Notification:
+    """One notification to send. A periodic one may come with an empty body: the
+    notifier's body builder makes it just before the POST (never built to be dropped)."""
+
     kind: Kind
     group_name: str
     group_dbid: int
-    body: bytes
+    body: bytes = b""
 
 
 @dataclass
@@ -170,8 +181,11 @@ class Notifier:
         *,
         signer: Signer | None = None,
         ca_file: str | None = None,
+        builder: BodyBuilder | None = None,
     ) -> None:
         self.uri = uri
+        self._url = URL(uri, encoded=False)
+        self._builder = builder
         self.safe_uri = redact_uri(uri)
         self.host = urlsplit(uri).hostname or ""
         self.timeout = timeout
@@ -246,11 +260,25 @@ class Notifier:
                 self._drop(stale, "superseded by a state notification", quiet=True)
             queue.state.append(notification)
         else:
-            stale = queue.periodic.pop(notification.group_dbid, None)
+            # a group already waiting keeps its place in the queue (the newest content
+            # goes out there): under overload every group is served in turn
+            stale = queue.periodic.get(notification.group_dbid)
             if stale is not None:
-                self._drop(stale, "superseded by a newer periodic notification", quiet=True)
+                self._drop(stale, SUPERSEDED, quiet=True)
             queue.periodic[notification.group_dbid] = notification
         self._wakeups[index].set()
+
+    def due(self, group_dbid: int, group_name: str) -> None:
+        """A group's periodic notification is due; its body is built when it is sent.
+
+        The periodic tick's path: a group still waiting from the previous interval keeps
+        its place and is counted as superseded, without building anything.
+        """
+        queue = self._queues[group_dbid % self.pool_size]
+        if group_dbid in queue.periodic and not self._closing:
+            self.counters.dropped[("periodic", SUPERSEDED)] += 1
+            return
+        self.submit(Notification("periodic", group_name, group_dbid))
 
     def _drop(self, notification: Notification, reason: str, quiet: bool = False) -> None:
         self.counters.dropped[(notification.kind, reason)] += 1
@@ -280,26 +308,31 @@ class Notifier:
                 await self._post(notification)
             finally:
                 self._in_flight -= 1
-            # aiohttp's pool is not fair: yield so other workers get a connection.
-            await asyncio.sleep(0)
+            # no yield needed between POSTs: there are as many workers as pooled
+            # connections, so a worker never waits for another's connection
+
+    def _body(self, kind: Kind, dbid: int, body: bytes) -> bytes | None:
+        """The body to send: as given, or built now for a periodic notification."""
+        if body or kind != "periodic" or self._builder is None:
+            return body
+        return self._builder(dbid)
 
     async def _post(self, notification: Notification) -> None:
         """One attempt, OCS's way: the outcome is counted and logged, and that is all."""
         kind = notification.kind
-        headers = (
-            self._signer.headers(new_message_id(), notification.body)
-            if self._signer is not None
-            else None
-        )
-        log.info(
-            TEXT[kind].format(name=notification.group_name, uri=self.safe_uri),
-            level="trace",
-            msgid=MSG_STATE if kind == "state" else MSG_PERIODIC,
-            campaign_group=notification.group_name,
-            uri=self.safe_uri,
+        body = self._body(kind, notification.group_dbid, notification.body)
+        if body is None:
+            self._drop(notification, "group no longer loaded", quiet=True)
+            return
+        headers = self._signer.headers(new_message_id(), body) if self._signer is not None else None
+        trace_lines.write(
+            MSG_STATE if kind == "state" else MSG_PERIODIC,
+            TEXT[kind],
+            notification.group_name,
+            self.safe_uri,
         )
         started = time.perf_counter()
-        failure = await self._send(notification.body, headers)
+        failure = await self._send(body, headers)
         elapsed = time.perf_counter() - started
         if self._latency:
             self._latency[kind].observe(elapsed)
@@ -320,12 +353,11 @@ class Notifier:
         )
 
     def _log_sending(self, kind: Kind, group_name: str, **extra: Any) -> None:
-        log.info(
-            TEXT[kind].format(name=group_name, uri=self.safe_uri),
-            level="trace",
-            msgid=MSG_STATE if kind == "state" else MSG_PERIODIC,
-            campaign_group=group_name,
-            uri=self.safe_uri,
+        trace_lines.write(
+            MSG_STATE if kind == "state" else MSG_PERIODIC,
+            TEXT[kind],
+            group_name,
+            self.safe_uri,
             **extra,
         )
 
@@ -347,7 +379,7 @@ class Notifier:
         assert self._session is not None
         try:
             async with self._session.post(
-                self.uri, data=body, headers=headers, allow_redirects=False
+                self._url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 await response.read()
                 status = response.status
@@ -499,9 +531,10 @@ class _Lane:
         return self.periodic.pop(dbid, None)
 
     def add_periodic(self, envelope: Envelope) -> Envelope | None:
-        """Keep the newest periodic notification of a group; returns the one it replaces."""
+        """Keep the newest periodic notification of a group, in the place of the one it
+        replaces (so every group is served in turn); returns the replaced one."""
         dbid = envelope.group_dbid
-        stale = self.periodic.pop(dbid, None)
+        stale = self.periodic.get(dbid)
         self.periodic[dbid] = envelope
         if dbid not in self.groups and dbid not in self.periodic_hold:
             self.periodic_ready[dbid] = None
@@ -601,8 +634,11 @@ class ReliableNotifier(Notifier):
         outbox_path: str = "ocsd-outbox.sqlite3",
         dead_letter_path: str = "ocsd-deadletters.jsonl",
         rng: random.Random | None = None,
+        builder: BodyBuilder | None = None,
     ) -> None:
-        super().__init__(uri, timeout, pool_size, latency, signer=signer, ca_file=ca_file)
+        super().__init__(
+            uri, timeout, pool_size, latency, signer=signer, ca_file=ca_file, builder=builder
+        )
         self.retry_schedule = tuple(retry_schedule) or (1.0,)
         self.max_attempts = max_attempts or len(self.retry_schedule) + 1
         self.outbox = Outbox(outbox_path)  # raises OutboxError
@@ -736,7 +772,7 @@ class ReliableNotifier(Notifier):
         index = notification.group_dbid % self.pool_size
         stale = self._lanes[index].add_periodic(envelope)
         if stale is not None:
-            self._drop_envelope(stale, "superseded by a newer periodic notification", quiet=True)
+            self._drop_envelope(stale, SUPERSEDED, quiet=True)
         self._wakeups[index].set()
 
     def _drop_envelope(self, envelope: Envelope, reason: str, quiet: bool = False) -> None:
@@ -819,6 +855,11 @@ class ReliableNotifier(Notifier):
     async def _deliver(self, lane: _Lane, envelope: Envelope, clock: Any) -> None:
         if envelope.kind == "state" and self.outbox.dirty:
             self._flush()  # recorded before it is sent
+        body = self._body(envelope.kind, envelope.group_dbid, envelope.body)
+        if body is None:
+            self._drop_envelope(envelope, "group no longer loaded", quiet=True)
+            return
+        envelope.body = body  # a retry sends the same message
         envelope.attempts += 1
         if self._signer is not None:
             headers = self._signer.headers(envelope.message_id, envelope.body)

@@ -67,6 +67,7 @@ MISTAKES = [
     ("group-unknown-option", "campaign-group:Survey@IVR", "colour = red", "unknown option"),
     ("list-rate", "calling-list:Survey_Nov", "live-answer-rate = 2", "live-answer-rate"),
     ("duplicate-option", "tenant", "name = again", "appears twice"),
+    ("shard", "ocsd", "shard = 3/2", "'3/2' is not K/N with 1 <= K <= N"),
 ]
 
 
@@ -96,6 +97,10 @@ def test_each_mistake_names_its_line(tmp_path: Path, section: str, line: str, fr
         pytest.param("[ocsd]\nlog-format json\n", 2, "not an INI line", id="no-equals"),
         pytest.param("log-format = json\n", 1, "before any [section]", id="no-section"),
         pytest.param("[ocsd]\n[ocsd]\n", 2, "appears twice", id="duplicate-section"),
+        pytest.param(
+            "[ocsd]\nseed = 1\n\n  log-format = xml\n", 4, "log-format", id="indented-option"
+        ),
+        pytest.param("[ocsd]\nseed = 1\n  2\n", 2, "seed", id="continued-value"),
         pytest.param("[paint]\ncolour = red\n", 1, "unknown section", id="unknown-section"),
         pytest.param("[calling-list:]\ndbid = 3\n", 1, "needs a name", id="unnamed-list"),
         pytest.param(

@@ -60,3 +60,48 @@ async def test_interval_zero_turns_periodic_notifications_off(start_daemon, rece
     # bodies of different groups may arrive in either order
     assert sorted(r.action for r in receiver.received) == [7, 7, 9], receiver.received
     assert receiver.count(lambda r: r.periodic) == 0
+
+
+def _many_groups(count: int) -> dict[str, dict[str, object]]:
+    sections: dict[str, dict[str, object]] = {}
+    for i in range(count):
+        dbid = 1000 + i
+        sections[f"calling-list:List {dbid}"] = {"dbid": 5000 + i, "records": 100}
+        sections[f"campaign-group:Campaign {dbid}@Team {dbid}"] = {
+            "dbid": dbid,
+            "campaign": f"Campaign {dbid}",
+            "group": f"Team {dbid}",
+            "queue": f"Q{dbid}",
+            "agents": 2,
+            "dial-mode": "progressive",
+            "calling-lists": f"List {dbid}",
+        }
+    return sections
+
+
+async def test_groups_report_at_their_own_phase_spread_over_the_interval(
+    start_daemon, receiver, ini_sections
+):
+    """40 loaded groups at interval 1 s: each group every 1 s on the dot, the groups
+    spread over the interval instead of 40 POSTs in one burst."""
+    ocsd = await start_daemon(ini_sections(receiver.url, interval=1, **_many_groups(40)))
+    dbids = [str(1000 + i) for i in range(40)]
+    for dbid in dbids:
+        await ocsd.control.ok(int(dbid), "LoadCampaign")
+    await receiver.wait_for(40 * 4, lambda r: r.periodic and r.dbid in dbids, within=8)
+
+    by_group: dict[str, list[float]] = {}
+    for r in receiver.matching(lambda r: r.periodic and r.dbid in dbids):
+        by_group.setdefault(r.dbid, []).append(r.at)
+    for dbid, arrivals in by_group.items():
+        gaps = [b - a for a, b in itertools.pairwise(arrivals[:4])]
+        assert all(0.95 < gap < 1.05 for gap in gaps), f"group {dbid}: gaps {gaps}"
+    # the phase of each group in the interval: one second's arrivals, folded
+    phases = sorted(arrivals[1] % 1.0 for arrivals in by_group.values())
+    widest_gap = max(
+        [b - a for a, b in itertools.pairwise(phases)] + [1.0 - phases[-1] + phases[0]]
+    )
+    assert widest_gap < 0.3, f"periodic POSTs bunched in time: phases {phases}"
+    # each body is stamped with its own due time
+    stamps = {r.json["GSW_DATE_TIME"] for r in receiver.matching(lambda r: r.periodic)}
+    assert len(stamps) > 40

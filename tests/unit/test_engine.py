@@ -255,3 +255,59 @@ def test_without_auto_completion_an_exhausted_group_keeps_running() -> None:
     assert engine.group(301).status == GroupStatus.RUNNING
     [tick] = engine.periodic(NOW + 7200)
     assert tick.statistics.time_to_complete == 0
+
+
+# -- lazy simulations: read when needed, caught up in the background -----------------
+
+
+def _running_engine() -> Engine:
+    engine = Engine(
+        wall_start=NOW,
+        seed=7,
+        definitions=[
+            definition(101, PREDICTIVE, ("Q4", 201), ("Lapsed", 202), agents=25),
+            definition(102, PROGRESSIVE, ("Collections", 211)),
+        ],
+    )
+    for dbid in (101, 102):
+        engine.request(dbid, Request.LOAD, Actor.CLIENT, NOW)
+        engine.request(dbid, Request.START, Actor.CLIENT, NOW)
+    return engine
+
+
+def test_a_group_read_once_reports_what_a_group_stepped_all_along_reports() -> None:
+    stepped, lazy = _running_engine(), _running_engine()
+    for quarter in range(1, 4 * 600 + 1):  # ten minutes in the daemon's 0.25 s steps
+        stepped.advance(NOW + quarter / 4)
+        stepped.catch_up(NOW + quarter / 4, share=1.0, older_than=0.0)
+
+    at = NOW + 600
+    assert stepped.periodic(at) == lazy.periodic(at)
+    assert stepped.view(101, at) == lazy.view(101, at)
+    assert lazy.view(101, at)["statistics"]["busy_factor"] is not None
+
+
+def test_background_catch_up_keeps_every_simulation_near_the_present() -> None:
+    engine = _running_engine()
+    # nobody reads the groups (a receiver that hangs): only the daemon's steps run
+    for quarter in range(1, 4 * 60 + 1):
+        engine.catch_up(NOW + quarter / 4, share=0.25 / 5, older_than=5)
+    sim_now = engine.clock(NOW + 60)
+    lags = [sim_now - engine._simulations[dbid].now for dbid in (101, 102)]
+    assert all(0 <= lag <= 5.5 for lag in lags), lags
+
+
+def test_only_groups_that_can_change_on_their_own_are_stepped() -> None:
+    engine = _running_engine()
+    engine.advance(NOW + 30)
+    # running without auto-completion: nothing can change by itself, nothing advanced
+    assert engine._simulations[101].now == engine.clock(NOW)
+    engine.request(102, Request.UNLOAD, Actor.CLIENT, NOW + 30)  # calls still up
+    assert engine.group(102).status == GroupStatus.WAITING_UNLOAD
+    changes: list[GroupSnapshot] = []
+    for second in range(31, 600):
+        changes = engine.advance(NOW + second)
+        if changes:
+            break
+    assert [(c.action, c.status) for c in changes] == [(Action.UNLOAD, GroupStatus.NOT_LOADED)]
+    assert engine._simulations[101].now == engine.clock(NOW), "101 was stepped"

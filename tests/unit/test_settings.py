@@ -427,3 +427,75 @@ def test_the_example_config_loads() -> None:
         "Collections@Collections Desk",
         "Customer Survey@IVR",
     }
+
+
+# -- shard: several instances share the groups of one file ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "shard"),
+    [("2/4", "2/4"), ("1/1", "1/1"), (" 3 / 3 ", "3/3"), ("01/04", "1/4"), ("", None)],
+)
+def test_shard_is_read_and_normalised(tmp_path: Path, written: str, shard: str | None) -> None:
+    settings = load_settings(ini_file(tmp_path, "[ocsd]", f"shard = {written}"))
+    assert settings.shard == shard
+
+
+def test_no_shard_by_default(tmp_path: Path) -> None:
+    settings = load_settings(ini_file(tmp_path, *GROUP_AND_LIST))
+    assert settings.shard is None
+    assert all(settings.in_shard(dbid) for dbid in (0, 1, 2, 101, 10**12))
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["3/2", "0/2", "1/0", "0/0", "-1/2", "1/-2", "2", "1/2/3", "a/b", "1.0/2", "1/\uff12"],
+)
+def test_a_bad_shard_names_the_option_and_what_is_expected(tmp_path: Path, written: str) -> None:
+    path = ini_file(tmp_path, "[ocsd]", "seed = 1", f"shard = {written}")  # line 3
+    assert config_error(path) == (
+        f"{path}:3: [ocsd] shard: {written!r} is not K/N with 1 <= K <= N"
+    )
+
+
+def test_the_environment_sets_the_shard_of_each_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = ini_file(tmp_path, "[ocsd]", "shard = 1/2", *GROUP_AND_LIST)
+    assert load_settings(path).shard == "1/2"
+
+    monkeypatch.setenv("OCSD_SHARD", "2/2")
+    assert load_settings(path).shard == "2/2"
+
+    monkeypatch.setenv("OCSD_SHARD", "3/2")
+    assert config_error(path) == (
+        "environment OCSD_SHARD ([ocsd] shard): '3/2' is not K/N with 1 <= K <= N"
+    )
+
+
+def test_in_shard_is_dbid_mod_n_equal_to_k_minus_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = ini_file(tmp_path, *GROUP_AND_LIST)
+    monkeypatch.setenv("OCSD_SHARD", "2/3")
+    settings = load_settings(path)
+    assert [dbid for dbid in range(1, 11) if settings.in_shard(dbid)] == [1, 4, 7, 10]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_the_shards_of_n_instances_own_each_group_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    path = ini_file(tmp_path, *GROUP_AND_LIST)
+    instances = []
+    for k in range(1, n + 1):
+        monkeypatch.setenv("OCSD_SHARD", f"{k}/{n}")
+        instances.append(load_settings(path))
+    for dbid in range(1, 200):
+        assert sum(settings.in_shard(dbid) for settings in instances) == 1
+
+
+def test_the_example_documents_shard_and_check_config_shows_it() -> None:
+    text = REPO_CONFIG.read_text(encoding="utf-8")
+    assert "\n; shard = 1/2\n" in text and "OCSD_SHARD" in text
+    assert "\nshard = \n" in describe_settings(load_settings(None)) + "\n"

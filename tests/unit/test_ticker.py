@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 
-from ocsd.ticker import Ticker
+from ocsd.ticker import PhasedTicker, Ticker, phase_of, slots_for
 
 
-async def _run_for(ticker: Ticker, seconds: float) -> None:
+async def _run_for(ticker: Ticker | PhasedTicker, seconds: float) -> None:
     task = asyncio.create_task(ticker.run())
     await asyncio.sleep(seconds)
     task.cancel()
@@ -70,3 +71,83 @@ async def test_interval_zero_pauses_and_a_new_interval_resumes() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert 7 <= count <= 12
+
+
+# -- the phased ticker: every group at its own phase of the interval ------------------
+
+
+async def test_every_slot_runs_once_per_interval_in_order_at_its_phase() -> None:
+    loop = asyncio.get_running_loop()
+    runs: list[tuple[int, float]] = []
+    ticker = PhasedTicker(0.2, lambda slot, _late: runs.append((slot, loop.time())), 0.01)
+    assert ticker.slots == 20
+    await _run_for(ticker, 0.61)
+    slots = [slot for slot, _at in runs]
+    assert slots[:40] == list(range(20)) * 2, slots
+    # slot k of cycle n is due at anchor + (20n + k + 1) * 10 ms: no drift over 3 cycles
+    anchor = runs[0][1] - 0.01
+    errors = [at - (anchor + (n + 1) * 0.01) for n, (_slot, at) in enumerate(runs)]
+    assert max(errors) < 0.015, max(errors)
+    assert ticker.skipped == 0
+
+
+async def test_slots_missed_by_a_short_stall_are_caught_up_not_skipped() -> None:
+    runs: list[tuple[int, float]] = []
+    stalled = False
+
+    def on_slot(slot: int, lateness: float) -> None:
+        nonlocal stalled
+        runs.append((slot, lateness))
+        if slot == 3 and not stalled:
+            stalled = True
+            time.sleep(0.05)  # a quarter of the interval
+
+    ticker = PhasedTicker(0.2, on_slot, 0.01)
+    await _run_for(ticker, 0.45)
+    slots = [slot for slot, _late in runs]
+    assert slots[:40] == list(range(20)) * 2, "a slot was skipped or repeated"
+    assert ticker.skipped == 0
+    # the slots due during the stall ran late, and their lateness says so
+    assert max(late for slot, late in runs[4:9]) >= 0.03
+
+
+async def test_a_loop_a_whole_interval_behind_skips_whole_intervals() -> None:
+    runs: list[int] = []
+    stalled = False
+
+    def on_slot(slot: int, _lateness: float) -> None:
+        nonlocal stalled
+        runs.append(slot)
+        if slot == 0 and not stalled:
+            stalled = True
+            time.sleep(0.25)  # two and a half intervals
+
+    ticker = PhasedTicker(0.1, on_slot, 0.01)
+    await _run_for(ticker, 0.5)
+    assert ticker.skipped == 20  # two whole intervals of 10 slots
+    # no slot ran twice within one interval's worth of runs, and the order is kept
+    assert all(b == (a + 1) % 10 for a, b in itertools.pairwise(runs)), runs
+
+
+async def test_a_new_interval_re_plans_the_slots() -> None:
+    runs: list[int] = []
+    ticker = PhasedTicker(0, lambda slot, _late: runs.append(slot), 0.01)
+    task = asyncio.create_task(ticker.run())
+    await asyncio.sleep(0.1)
+    assert runs == []  # interval 0: off
+    ticker.set_interval(0.05)
+    await asyncio.sleep(0.16)
+    assert ticker.slots == 5
+    assert set(runs) == set(range(5))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def test_phases_are_stable_and_spread_evenly() -> None:
+    slots = 1000
+    counts = Counter(phase_of(dbid, slots) for dbid in range(100, 20_100))
+    assert len(counts) == slots  # every slot has groups
+    assert max(counts.values()) <= 3 * 20  # 20 per slot on average
+    assert phase_of(12345, slots) == phase_of(12345, slots)
+    assert all(0 <= phase_of(dbid, 7) < 7 for dbid in range(1000))
+    assert slots_for(10) == 1000 and slots_for(1) == 100 and slots_for(0.001) == 1
