@@ -1,6 +1,6 @@
 """Benchmark of the dialing simulation (ocsd.dialer) and of ``ocsd simulate``.
 
-    python bench/bench_simulation.py [--repeat 3] [--steps 200000]
+    python bench/bench_simulation.py [--repeat 3] [--steps 200000] [--groups 2000]
 
 Prints markdown tables (paste them into bench/RESULTS-simulation.md):
 
@@ -8,15 +8,23 @@ Prints markdown tables (paste them into bench/RESULTS-simulation.md):
     completion (bench/simulation-100.ini), in-process: wall seconds, simulated hours,
     speed-up over real time; and the simulation core alone (same model and seed).
 (b) CPU per simulated second of one running 20-agent predictive group advanced in 1 s
-    steps (what the live daemon pays per group), and the cost of one statistics() call.
+    steps and in lazy steps of 1-10 s (the daemon advances a group when it reads it), and
+    the cost of one statistics() call on a running group at steady state (one calling
+    list, and three).
 (c) a 10-agent predictive group's busy factor and overdial rate every 5 simulated
     minutes over one hour (optimize by busy factor 85 % and by overdial rate 3 %).
+(d) memory per running group (tracemalloc, its random generator and model included) and
+    GC-tracked objects per group: 2,000 10-agent, 1,000-record predictive groups, each
+    read every 10 simulated seconds (advance, calls in progress, statistics), after 30
+    simulated minutes (steady state: the window full, the first redials due) and 2 hours.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import gc
 import io
 import os
 import platform
@@ -25,6 +33,8 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
+import tracemalloc
 from pathlib import Path
 
 from ocsd.campaign import Dialing
@@ -85,31 +95,80 @@ def bench_process(repeat: int) -> list[float] | None:
     return walls
 
 
-def bench_live_group(steps: int) -> tuple[float, float]:
-    """CPU microseconds per simulated second (1 s steps), and per statistics() call."""
+def _running(
+    agents: int, lists: int = 1, seed: int = 1, records: int = 10_000_000
+) -> GroupSimulation:
+    """A predictive group (busy factor 85 %) dialing since 0, past its learning phase."""
     model = GroupModel(
         "Live",
         1,
-        lists=(ListModel("L", 2, records=10_000_000),),
-        agents=20,
+        lists=tuple(ListModel(f"L{i}", 2 + i, records=records) for i in range(lists)),
+        agents=agents,
         dialing=Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85),
     )
-    sim = GroupSimulation(model, random.Random(1))
+    sim = GroupSimulation(model, random.Random(seed))
     sim.set_dialing(model.dialing, 0.0)
-    for second in range(1, 1801):  # past the learning phase
+    for second in range(1, 1801):
         sim.advance(float(second))
-    first = 1801
+    return sim
+
+
+def bench_live_group(steps: int) -> tuple[float, float, float, float]:
+    """CPU µs per simulated second in 1 s and in 1-10 s steps; µs per statistics() call
+    of a group with one calling list and with three (best of five timeit runs)."""
+    sim = _running(20)
+    t = sim.now
     start = time.process_time()
-    for second in range(first, first + steps):
-        sim.advance(float(second))
+    for _ in range(steps):
+        t += 1.0
+        sim.advance(t)
     per_second = (time.process_time() - start) / steps * 1e6
-    now = float(first + steps)
-    calls = 20_000
+    sim = _running(20)
+    t = begin = sim.now
+    gaps = random.Random(2)
     start = time.process_time()
-    for _ in range(calls):
-        sim.statistics(now)
-    per_stats = (time.process_time() - start) / calls * 1e6
-    return per_second, per_stats
+    while t < begin + steps:
+        t += gaps.uniform(1.0, 10.0)
+        sim.advance(t)
+    per_second_lazy = (time.process_time() - start) / (t - begin) * 1e6
+    calls = 100_000
+    per_stats = []
+    for lists in (1, 3):
+        read = functools.partial(_running(10, lists).statistics, 1800.0)
+        best = min(timeit.repeat(read, number=calls, repeat=5))
+        per_stats.append(best / calls * 1e6)
+    return per_second, per_second_lazy, per_stats[0], per_stats[1]
+
+
+def bench_memory(groups: int, marks: tuple[float, ...]) -> list[tuple[float, float, float]]:
+    """(simulated minutes, KiB per running group, GC-tracked objects per group) at marks."""
+    gc.collect()
+    objects = len(gc.get_objects())
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    sims = []
+    for i in range(groups):
+        model = GroupModel(
+            f"G{i}", 100 + i, lists=(ListModel(f"L{i}", 100_000 + i, records=1000),), agents=10
+        )
+        sim = GroupSimulation(model, random.Random(i))
+        sim.set_dialing(model.dialing, 0.0)
+        sims.append(sim)
+    rows = []
+    t = 0.0
+    for mark in marks:
+        while t < mark:
+            t = min(mark, t + 10.0)
+            for sim in sims:
+                sim.advance(t)
+                _ = sim.calls_in_progress
+                sim.statistics(t)
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+        tracked = len(gc.get_objects()) - objects
+        rows.append((mark / 60, used / groups / 1024, tracked / groups))
+    tracemalloc.stop()
+    return rows
 
 
 def small_group_table(
@@ -142,6 +201,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of (a); the median counts")
     parser.add_argument("--steps", type=int, default=200_000, help="1 s steps measured in (b)")
+    parser.add_argument("--groups", type=int, default=2000, help="running groups in (d)")
     args = parser.parse_args()
 
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
@@ -163,11 +223,18 @@ def main() -> int:
     print(f"| simulated time (seed {seed}) | {hours:.1f} h |")
     print(f"| speed-up over real time | {simulated / median:,.0f}x |")
     print()
-    per_second, per_stats = bench_live_group(args.steps)
-    print("| (b) one running 20-agent predictive group | CPU |")
+    per_second, per_second_lazy, per_stats, per_stats_3 = bench_live_group(args.steps)
+    print("| (b) one running predictive group, steady state | CPU |")
     print("|---|---:|")
-    print(f"| advance by one simulated second ({args.steps:,} steps) | {per_second:.2f} µs |")
-    print(f"| one statistics() call | {per_stats:.2f} µs |")
+    print(
+        f"| advance, 20 agents, per simulated second in 1 s steps ({args.steps:,} steps) "
+        f"| {per_second:.2f} µs |"
+    )
+    print(
+        f"| advance, 20 agents, per simulated second in 1-10 s steps | {per_second_lazy:.2f} µs |"
+    )
+    print(f"| one statistics() call, 10 agents, one calling list | {per_stats:.2f} µs |")
+    print(f"| one statistics() call, 10 agents, three calling lists | {per_stats_3:.2f} µs |")
     print()
     print(
         "| (c) 10 agents, minute | busy factor (goal 85 %) | overdial | "
@@ -177,6 +244,14 @@ def main() -> int:
     for minute, bf_a, od_a, bf_b, od_b in small_group_table():
         when = f"{minute}" if minute else "**whole hour**"
         print(f"| {when} | {_f(bf_a)} | {_f(od_a)} | {_f(bf_b)} | {_f(od_b)} |")
+    print()
+    print(
+        f"| (d) {args.groups:,} running 10-agent groups, simulated time "
+        "| memory per group | GC-tracked objects per group |"
+    )
+    print("|---|---:|---:|")
+    for minutes, kib, tracked in bench_memory(args.groups, (1800.0, 7200.0)):
+        print(f"| {minutes:.0f} min | {kib:.1f} KiB | {tracked:.0f} |")
     return 0
 
 

@@ -409,16 +409,33 @@ def test_time_to_complete_follows_the_completion_rate(busy_run: Run) -> None:
 
 
 def test_snapshot_ring_keeps_the_last_window() -> None:
-    ring: SnapshotRing[int] = SnapshotRing(100.0, 60.0, 0, buckets=6)  # 10 s buckets
+    ring = SnapshotRing(100.0, 60.0, [100.0, -1.0], buckets=6)  # 10 s buckets, 2 numbers
     assert ring.next_boundary == 110.0
     assert list(ring.due(109.9)) == []
     for k in ring.due(135.0):
-        ring.record(k, k)
-    assert ring.next_boundary == 140.0 and ring.base() == 0
+        ring.record(k, [ring.time_of(k), 10 * k])
+    assert ring.next_boundary == 140.0 and list(ring.snapshot(ring.base)) == [100.0, -1.0]
     for k in ring.due(195.0):
-        ring.record(k, k)
-    assert ring.base() == 4  # boundaries 4..9 cover (50, 60] seconds back from 195
+        ring.record(k, [ring.time_of(k), 10 * k])
+    assert ring.last == 9
+    # boundaries 4..9 cover (50, 60] seconds back from 195
+    assert list(ring.snapshot(ring.base)) == [140.0, 40.0]
     assert list(ring.due(10_000.0)) == list(range(985, 991))  # a long gap: the last six
+    offset = ring.claim(10)  # the owner's fast path: the time goes in, the rest is its own
+    assert ring.data[offset] == 200.0 and ring.last == 10 and ring.next_boundary == 210.0
+    assert len(ring.data) == 12  # one flat array, whatever the number of boundaries passed
+    with pytest.raises(ValueError):
+        ring.record(11, [1.0])
+
+
+def test_snapshot_ring_boundaries_do_not_depend_on_rounding() -> None:
+    """A boundary is passed when t reaches time_of(k), exactly as time_of rounds it."""
+    ring = SnapshotRing(0.1, 0.7, [0.0], buckets=7)  # width 0.1 (rounded)
+    for k in range(1, 2000):
+        at = ring.time_of(k)
+        assert ring.last_due(at) == k
+        assert ring.last_due(math.nextafter(at, -math.inf)) == k - 1
+    assert ring.last_due(0.0) == 0  # before the start: boundary 0
 
 
 def test_formulas() -> None:
