@@ -28,7 +28,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ocsd import control
-from ocsd.body import GroupSnapshot, Tenant, build_body, encode
+from ocsd.body import BodyEncoder, GroupSnapshot, Tenant
 from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
 from ocsd.dialer import GroupModel
 from ocsd.engine import Engine, GroupDefinition, UnknownGroup
@@ -41,7 +41,7 @@ from ocsd.redact import redact_uri
 from ocsd.schedule import Entry
 from ocsd.settings import ConfigError, Settings, load_settings
 from ocsd.signing import Signer
-from ocsd.ticker import PhasedTicker, Ticker, phase_of
+from ocsd.ticker import PhasedTicker, Ticker, plan_phases
 
 log = get_logger("ocsd.daemon")
 
@@ -198,6 +198,7 @@ class Daemon:
         )
         self.engine.unknown_hint = shard_hint(settings)
         self.tenant = Tenant(settings.tenant_name, settings.tenant_ccid)
+        self.encoder = BodyEncoder()
         self.notifier: Notifier | None = None
         # one scheduler for every group's periodic notification, each at its own phase
         self.ticker = PhasedTicker(settings.campaigngroup_states_interval, self._tick)
@@ -371,7 +372,7 @@ class Daemon:
     def _notify(self, snapshot: GroupSnapshot, kind: Kind) -> None:
         if self.notifier is None:
             return
-        body = encode(build_body(snapshot, self.tenant))
+        body = self.encoder.encode(snapshot, self.tenant)
         self.notifier.submit(
             Notification(kind, snapshot.identity.name, snapshot.identity.dbid, body)
         )
@@ -385,9 +386,7 @@ class Daemon:
             return
         slots = self.ticker.slots
         if self._phases_stale or len(self._phases) != slots:
-            self._phases = [[] for _ in range(slots)]
-            for dbid in self.engine.definitions:
-                self._phases[phase_of(dbid, slots)].append(dbid)
+            self._phases = plan_phases(self.engine.definitions, slots)
             self._phases_stale = False
         engine = self.engine
         for dbid in self._phases[slot]:
@@ -398,7 +397,7 @@ class Daemon:
     def _periodic_body(self, dbid: int) -> bytes | None:
         """The notifier's body builder: the group's periodic body now, None if not loaded."""
         snapshot = self.engine.periodic_one(dbid, self.clock())
-        return None if snapshot is None else encode(build_body(snapshot, self.tenant))
+        return None if snapshot is None else self.encoder.encode(snapshot, self.tenant)
 
     def _step(self, _lateness: float) -> None:
         """Step the groups that change on their own, notifying what that caused (actor 3);
@@ -588,6 +587,7 @@ class Daemon:
             for snapshot in self.engine.remove(dbid, now):
                 self._notify(snapshot, "state")
             self.scheduler.remove_group(dbid)
+            self.encoder.forget(dbid)
             changed.append(f"group {name} removed")
         for dbid, definition in wanted.items():
             if dbid not in current:

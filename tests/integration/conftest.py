@@ -1,6 +1,6 @@
 """Integration tests: every CampaignGroupState body holds to the JSON Schema.
 
-The autouse fixture below wraps the body builder the in-process daemon uses, and reads
+The autouse fixture below wraps the body encoder the in-process daemon uses, and reads
 what the recording ``receiver`` got, so every body the daemon builds or sends in any
 integration test is checked against ocsd/schema/campaign-group-state.schema.json.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
-import ocsd.daemon
+from ocsd.body import BodyEncoder
 from ocsd.validate import schema_problems
 
 
@@ -31,14 +32,14 @@ def bodies_hold_to_the_schema(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     built: list[tuple[str, Any]] = []
-    original = ocsd.daemon.build_body
+    original = BodyEncoder.encode
 
-    def build_and_keep(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        body = original(*args, **kwargs)
-        built.append(("built by the daemon", body))
+    def encode_and_keep(self: BodyEncoder, *args: Any, **kwargs: Any) -> bytes:
+        body = original(self, *args, **kwargs)
+        built.append(("built by the daemon", orjson.loads(body)))
         return body
 
-    monkeypatch.setattr(ocsd.daemon, "build_body", build_and_keep)
+    monkeypatch.setattr(BodyEncoder, "encode", encode_and_keep)
     receiver = request.getfixturevalue("receiver") if "receiver" in request.fixturenames else None
     yield
     if receiver is not None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocsd.body import GroupSnapshot, Tenant, build_body, encode, format_date_time
+from ocsd.body import BodyEncoder, GroupSnapshot, Tenant, build_body, encode, format_date_time
 from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity
 from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
 from ocsd.stats import GroupStatistics, ListStatistics
@@ -348,3 +348,25 @@ def test_every_body_obeys_the_presence_rules(
         assert _is_json_number_or_null(entry["GSW_STAT_TIME_TO_COMPLETE"])
         assert (entry["GSW_STAT_HIT_RATIO"] is None) == (cl.hit_ratio is None)
         assert (entry["GSW_STAT_TIME_TO_COMPLETE"] is None) == (cl.time_to_complete is None)
+
+
+@given(snapshots(), _text, _text)
+def test_the_fast_encoder_writes_exactly_what_build_body_and_encode_write(
+    snapshot: GroupSnapshot, tenant_name: str, tenant_ccid: str
+) -> None:
+    tenant = Tenant(tenant_name, tenant_ccid)
+    encoder = BodyEncoder()
+    assert encoder.encode(snapshot, tenant) == encode(build_body(snapshot, tenant))
+    # again from its cache, and after the tenant changed (a reload)
+    assert encoder.encode(snapshot, tenant) == encode(build_body(snapshot, tenant))
+    other = Tenant(tenant_name + "x", tenant_ccid)
+    assert encoder.encode(snapshot, other) == encode(build_body(snapshot, other))
+
+
+def test_the_fast_encoder_follows_a_renamed_group() -> None:
+    encoder = BodyEncoder()
+    before = snapshot(GroupStatus.ACTIVE, action=Action.PERIODIC)
+    renamed = replace(before, identity=replace(before.identity, name="Renamed@Team"))
+    encoder.encode(before, Tenant())
+    body = orjson.loads(encoder.encode(renamed, Tenant()))
+    assert body["GSW_CAMPAIGN_GROUP_NAME"] == "Renamed@Team"

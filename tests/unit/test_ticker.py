@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import Counter
 
-from ocsd.ticker import PhasedTicker, Ticker, phase_of, slots_for
+from ocsd.ticker import PhasedTicker, Ticker, plan_phases, slots_for
 
 
 async def _run_for(ticker: Ticker | PhasedTicker, seconds: float) -> None:
@@ -143,11 +142,12 @@ async def test_a_new_interval_re_plans_the_slots() -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def test_phases_are_stable_and_spread_evenly() -> None:
-    slots = 1000
-    counts = Counter(phase_of(dbid, slots) for dbid in range(100, 20_100))
-    assert len(counts) == slots  # every slot has groups
-    assert max(counts.values()) <= 3 * 20  # 20 per slot on average
-    assert phase_of(12345, slots) == phase_of(12345, slots)
-    assert all(0 <= phase_of(dbid, 7) < 7 for dbid in range(1000))
+def test_phases_spread_the_groups_evenly_in_dbid_order() -> None:
+    dbids = list(range(20_100, 100, -1))  # 20,000 groups, in any order
+    phases = plan_phases(dbids, 1000)
+    assert [len(slot) for slot in phases] == [20] * 1000
+    assert [dbid for slot in phases for dbid in slot] == sorted(dbids)
+    assert plan_phases(reversed(dbids), 1000) == phases  # the set decides, not the order
+    few = plan_phases([7, 3, 5], 100)
+    assert [slot for slot, dbids in enumerate(few) if dbids] == [0, 33, 66]  # a third apart
     assert slots_for(10) == 1000 and slots_for(1) == 100 and slots_for(0.001) == 1
