@@ -35,7 +35,14 @@ from ocsd.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.genesys import Actor, status_name
 from ocsd.logs import get_logger
 from ocsd.metrics import DaemonFigures, Metrics
-from ocsd.notifier import DeliveryCounters, Kind, Notification, Notifier, ReliableNotifier
+from ocsd.notifier import (
+    SUPERSEDED,
+    DeliveryCounters,
+    Kind,
+    Notification,
+    Notifier,
+    ReliableNotifier,
+)
 from ocsd.outbox import OutboxError, read_dead_letters
 from ocsd.redact import redact_uri
 from ocsd.schedule import Entry
@@ -388,9 +395,13 @@ class Daemon:
         if self._phases_stale or len(self._phases) != slots:
             self._phases = plan_phases(self.engine.definitions, slots)
             self._phases_stale = False
-        engine = self.engine
+        groups = self.engine.by_dbid
+        dropped = notifier.counters.dropped
         for dbid in self._phases[slot]:
-            group = engine.group(dbid)
+            if notifier.waiting(dbid):  # still waiting from the last interval: keeps its place
+                dropped[("periodic", SUPERSEDED)] += 1
+                continue
+            group = groups[dbid]
             if group.loaded:
                 notifier.due(dbid, group.identity.name)
 

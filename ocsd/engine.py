@@ -151,6 +151,11 @@ class Engine:
         return dbid in self._groups
 
     @property
+    def by_dbid(self) -> dict[int, CampaignGroup]:
+        """Every group by DBID (the live mapping: read it, do not change it)."""
+        return self._groups
+
+    @property
     def groups(self) -> list[CampaignGroup]:
         return list(self._groups.values())
 

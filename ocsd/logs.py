@@ -114,9 +114,8 @@ class TraceLines:
         if parts is None:
             text = template.format(name=campaign_group, uri=uri)
             parts = self._cache[key] = self._render(msgid, text, campaign_group, uri)
-        head, tail = parts
         assert self._out is not None
-        self._out.write(head + self._stamp() + tail)
+        self._out.write(b"".join((parts[0], self._stamp(), parts[1])))
         if not self._flush_soon:
             self._flush_soon = True
             try:
