@@ -164,11 +164,26 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
+        behaviour = self._next.popleft() if self._next else self.behaviour
+        self._record(request, raw, behaviour)
+        if behaviour == "status500":
+            return web.json_response({"error": "receiver told to fail"}, status=500)
+        if behaviour == "hang":
+            await self._release.wait()
+            return web.Response(status=200)
+        if behaviour == "close":
+            assert request.transport is not None
+            request.transport.abort()  # drop the connection without an answer
+            await self._release.wait()  # never answer on the dead connection
+            return web.Response(status=200)
+        return web.json_response({"ok": True})
+
+    def _record(self, request: web.Request, raw: bytes, behaviour: str) -> None:
+        """Keep what arrived (with its JSON, if it parses) and wake whoever waits for it."""
         try:
             parsed = json.loads(raw)
         except ValueError:
             parsed = None
-        behaviour = self._next.popleft() if self._next else self.behaviour
         self.received.append(
             Received(
                 at=time.monotonic(),
@@ -181,17 +196,6 @@ class Receiver:
             )
         )
         self._arrived.set()
-        if behaviour == "status500":
-            return web.json_response({"error": "receiver told to fail"}, status=500)
-        if behaviour == "hang":
-            await self._release.wait()
-            return web.Response(status=200)
-        if behaviour == "close":
-            assert request.transport is not None
-            request.transport.abort()  # drop the connection without an answer
-            await self._release.wait()  # never answer on the dead connection
-            return web.Response(status=200)
-        return web.json_response({"ok": True})
 
     # observing ------------------------------------------------------------------------
 
@@ -827,22 +831,7 @@ class FaultReceiver(Receiver):
         if chosen in BEHAVIOURS:
             self._next.appendleft(chosen)  # Receiver._handle takes it from there
             return await super()._handle(request)
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
-        self.received.append(
-            Received(
-                at=time.monotonic(),
-                method=request.method,
-                path=request.path,
-                headers=dict(request.headers),
-                raw=raw,
-                json=parsed,
-                behaviour=chosen,
-            )
-        )
-        self._arrived.set()
+        self._record(request, raw, chosen)
         if chosen == "slow":
             await asyncio.sleep(self.slow_s)
             return web.json_response({"ok": True})
