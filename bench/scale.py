@@ -17,7 +17,7 @@ ceiling  bench/ceiling.py, a bare aiohttp ClientSession loop (uvloop, orjson bod
 scale    for each N of ``--groups``: a temporary INI with N groups (each with its own
          calling list, predictive, 10 agents, 1,000 records), ``send-campaigngroup-states
          = true``, ``log-format = json`` (stdout to a file; 81000/81001 lines counted),
-         ``time-scale = 1``, ``http-connection-pool-size = pool``;
+         ``time-scale`` from ``--time-scale`` (default 1), ``http-connection-pool-size = pool``;
          ``ocsd run --config FILE --start-all``. Start-up is process start -> first
          ``GET /readyz`` 200 (``--start-all`` loads and starts every group before the
          loop answers). The window starts once every state notification of the start
@@ -379,6 +379,7 @@ def write_config(
     control_port: int,
     pool: int,
     timeout: float,
+    time_scale: float = 1.0,
 ) -> None:
     """N groups, each with its own calling list; every one predictive by busy factor."""
     out = [
@@ -397,7 +398,7 @@ def write_config(
         "control-host = 127.0.0.1",
         f"control-port = {control_port}",
         "log-format = json",
-        "time-scale = 1",
+        f"time-scale = {time_scale:g}",
         "stats-window = 300",
         "seed = 1",
         "",
@@ -496,6 +497,7 @@ def run_ocsd(
     timeout: float = 10.0,
     keep: bool = False,
     quiet_wait: float = 0.0,
+    time_scale: float = 1.0,
 ) -> RunResult:
     """Start a receiver and ``ocsd run --start-all`` with N groups; measure one window."""
     result = RunResult(label, groups, interval, pool, duration, hang=hang, rss_every=rss_every)
@@ -511,7 +513,9 @@ def run_ocsd(
     try:
         config = workdir / f"{slug}.ini"
         control_port = free_port()
-        write_config(config, groups, interval, receiver.url, control_port, pool, timeout)
+        write_config(
+            config, groups, interval, receiver.url, control_port, pool, timeout, time_scale
+        )
         result.config_bytes = config.stat().st_size
         argv = [*ocsd_cmd, "run", "--config", str(config), "--start-all"]
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
@@ -1017,6 +1021,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--half-interval", type=int, default=1, help="interval of the half run")
     parser.add_argument("--hang-duration", type=float, default=60.0, help="s of the hang run")
     parser.add_argument("--rss-every", type=float, default=10.0, help="RSS sample period, s")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="simulated s per wall s (e.g. 30: RSS of groups that have dialed for hours)",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy the largest scale run into DIR")
     parser.add_argument("--profile-seconds", type=float, default=30.0)
     parser.add_argument(
@@ -1071,6 +1081,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rss_every": args.rss_every,
         "keep": args.keep,
         "quiet_wait": args.quiet_wait,
+        "time_scale": args.time_scale,
     }
     try:
         if args.ceiling_rps:
@@ -1211,7 +1222,7 @@ def render(
         *([f"- {args.note}"] if args.note else []),
         f"- pool {args.pool}, http-response-timeout {args.timeout:g} s, logging on "
         "(log-format json, 81000/81001 lines to a file), dialing simulation running "
-        "(predictive, 10 agents, 1,000 records per group, time-scale 1)",
+        f"(predictive, 10 agents, 1,000 records per group, time-scale {args.time_scale:g})",
         "",
     ]
     rows, _facts = summary(ceiling, scale, maxrate, half, hang)
