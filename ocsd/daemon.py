@@ -310,19 +310,21 @@ class Daemon:
             if index and index % START_ALL_BATCH == 0:
                 await asyncio.sleep(0)  # the control API and sending run between batches
             dbid, now = group.identity.dbid, self.clock()
-            try:
-                for request in (Request.LOAD, Request.START):
+            for request in (Request.LOAD, Request.START):  # each on its own, as before
+                try:
                     for snapshot in self.engine.request(dbid, request, Actor.SCHEDULE, now):
                         self._notify(snapshot, "state")
-                started += 1
-            except (RequestRefused, InvalidParameter, UnknownGroup) as exc:
-                log.warning(
-                    "scheduled request skipped",
-                    dbid=dbid,
-                    campaign_group=group.identity.name,
-                    actor="schedule",
-                    reason=str(exc),
-                )
+                except (RequestRefused, InvalidParameter, UnknownGroup) as exc:
+                    log.warning(
+                        "scheduled request skipped",
+                        request=request.value,
+                        dbid=dbid,
+                        campaign_group=group.identity.name,
+                        actor="schedule",
+                        reason=str(exc),
+                    )
+                else:
+                    started += request == Request.START
         log.info("all groups loaded and started", started=started, groups=len(self.engine))
         _settle_heap()
 
@@ -401,8 +403,8 @@ class Daemon:
             if notifier.waiting(dbid):  # still waiting from the last interval: keeps its place
                 dropped[("periodic", SUPERSEDED)] += 1
                 continue
-            group = groups[dbid]
-            if group.loaded:
+            group = groups.get(dbid)
+            if group is not None and group.loaded:
                 notifier.due(dbid, group.identity.name)
 
     def _periodic_body(self, dbid: int) -> bytes | None:

@@ -273,3 +273,16 @@ async def test_group_listing_and_health(start_daemon, receiver, ini_sections):
     assert all(g["status"]["code"] == 0 for g in data["campaigngroups"])
     status, health = await ocsd.control.request("GET", "/healthz")
     assert status == 200 and health["status"] == "ok"
+
+
+async def test_start_all_starts_a_group_that_was_already_loaded(
+    start_daemon, receiver, ini_sections
+):
+    """--start-all's LoadCampaign is refused for a group a schedule or a client loaded
+    first; its StartDialing still goes through, so every group ends up running."""
+    ocsd = await start_daemon(ini_sections(receiver.url))
+    await ocsd.control.ok(101, "LoadCampaign")
+    await ocsd.daemon._start_all()  # what `ocsd run --start-all` runs once started
+    for dbid in (101, 102, 103):
+        assert (await ocsd.control.group(dbid))["status"]["name"] == "Running", dbid
+    await receiver.wait_for(1, lambda r: r.dbid == "101" and r.action == 9 and r.actor == 2)
