@@ -17,16 +17,15 @@ from ocsd.logs import get_logger
 log = get_logger("ocsd.ticker")
 
 
-class Ticker:
-    def __init__(self, interval: float, on_tick: Callable[[float], None]) -> None:
-        """``on_tick(lateness_seconds)`` must not block: it snapshots and queues, no I/O."""
+class _Grid:
+    """What both tickers share: an interval that can change (re-anchoring at once),
+    0 pausing, and a wait for the next due time that a change interrupts."""
+
+    def __init__(self, interval: float) -> None:
         self._interval = interval
-        self._on_tick = on_tick
         self._changed = asyncio.Event()
         self.ticks = 0
         self.skipped = 0
-        self.lateness: list[float] = []  # recent lateness samples, seconds
-        self._max_samples = 1000
 
     @property
     def interval(self) -> float:
@@ -45,32 +44,55 @@ class Ticker:
             if interval <= 0:
                 await self._changed.wait()
                 continue
-            anchor = loop.time()
-            step = 0
-            while not self._changed.is_set():
-                step += 1
-                due = anchor + step * interval
-                delay = due - loop.time()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), delay)
-                        break  # interval changed: re-anchor
-                    except TimeoutError:
-                        pass
-                lateness = loop.time() - due
-                if lateness >= interval:
-                    missed = math.floor(lateness / interval)
-                    self.skipped += missed
-                    step += missed
-                    log.warning(
-                        "periodic ticks skipped", missed=missed, lateness_s=round(lateness, 3)
-                    )
-                    continue
-                self._record(lateness)
-                try:
-                    self._on_tick(lateness)
-                except Exception:
-                    log.exception("periodic tick failed")
+            await self._run_grid(loop, interval, loop.time())
+
+    async def _run_grid(
+        self, loop: asyncio.AbstractEventLoop, interval: float, anchor: float
+    ) -> None:
+        """Tick on the grid from ``anchor`` until the interval changes."""
+        raise NotImplementedError
+
+    async def _wait_until(self, loop: asyncio.AbstractEventLoop, due: float) -> bool:
+        """Sleep until ``due``; False if the interval changed meanwhile (re-anchor)."""
+        delay = due - loop.time()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(self._changed.wait(), delay)
+                return False
+            except TimeoutError:
+                pass
+        return True
+
+
+class Ticker(_Grid):
+    def __init__(self, interval: float, on_tick: Callable[[float], None]) -> None:
+        """``on_tick(lateness_seconds)`` must not block: it snapshots and queues, no I/O."""
+        super().__init__(interval)
+        self._on_tick = on_tick
+        self.lateness: list[float] = []  # recent lateness samples, seconds
+        self._max_samples = 1000
+
+    async def _run_grid(
+        self, loop: asyncio.AbstractEventLoop, interval: float, anchor: float
+    ) -> None:
+        step = 0
+        while not self._changed.is_set():
+            step += 1
+            due = anchor + step * interval
+            if not await self._wait_until(loop, due):
+                return
+            lateness = loop.time() - due
+            if lateness >= interval:
+                missed = math.floor(lateness / interval)
+                self.skipped += missed
+                step += missed
+                log.warning("periodic ticks skipped", missed=missed, lateness_s=round(lateness, 3))
+                continue
+            self._record(lateness)
+            try:
+                self._on_tick(lateness)
+            except Exception:
+                log.exception("periodic tick failed")
 
     def _record(self, lateness: float) -> None:
         self.ticks += 1
@@ -101,7 +123,7 @@ def plan_phases(dbids: Iterable[int], slots: int) -> list[list[int]]:
     return phases
 
 
-class PhasedTicker:
+class PhasedTicker(_Grid):
     """One scheduler for every group's periodic notification, each at its own phase.
 
     The interval is cut into slots of about :data:`SLOT_WIDTH_S`; slot ``k`` is due at
@@ -121,65 +143,42 @@ class PhasedTicker:
         on_slot: Callable[[int, float], None],
         slot_width: float = SLOT_WIDTH_S,
     ) -> None:
-        self._interval = interval
+        super().__init__(interval)  # ticks: slots run; skipped: slots skipped
         self._on_slot = on_slot
         self._slot_width = slot_width
-        self._changed = asyncio.Event()
-        self.ticks = 0  # slots run
-        self.skipped = 0  # slots skipped (whole intervals)
-
-    @property
-    def interval(self) -> float:
-        return self._interval
 
     @property
     def slots(self) -> int:
         return slots_for(self._interval, self._slot_width)
 
-    def set_interval(self, interval: float) -> None:
-        if interval != self._interval:
-            self._interval = interval
-            self._changed.set()
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._changed.clear()
-            interval = self._interval
-            if interval <= 0:
-                await self._changed.wait()
-                continue
-            slots = slots_for(interval, self._slot_width)
-            width = interval / slots
-            anchor = loop.time()
-            done = 0  # slots run (or skipped) since the anchor
-            while not self._changed.is_set():
-                delay = anchor + (done + 1) * width - loop.time()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(self._changed.wait(), delay)
-                        break  # interval changed: re-anchor
-                    except TimeoutError:
-                        pass
-                now = loop.time()
-                due = math.floor((now - anchor) / width)  # slots due by now
-                behind = due - done
-                if behind > slots:
-                    missed = (behind - 1) // slots * slots
-                    self.skipped += missed
-                    done += missed
-                    log.warning(
-                        "periodic ticks skipped",
-                        missed_intervals=missed // slots,
-                        lateness_s=round(now - (anchor + done * width), 3),
-                    )
-                while done < due:
-                    done += 1
-                    self.ticks += 1
-                    try:
-                        self._on_slot((done - 1) % slots, now - (anchor + done * width))
-                    except Exception:
-                        log.exception("periodic tick failed")
+    async def _run_grid(
+        self, loop: asyncio.AbstractEventLoop, interval: float, anchor: float
+    ) -> None:
+        slots = slots_for(interval, self._slot_width)
+        width = interval / slots
+        done = 0  # slots run (or skipped) since the anchor
+        while not self._changed.is_set():
+            if not await self._wait_until(loop, anchor + (done + 1) * width):
+                return
+            now = loop.time()
+            due = math.floor((now - anchor) / width)  # slots due by now
+            behind = due - done
+            if behind > slots:
+                missed = (behind - 1) // slots * slots
+                self.skipped += missed
+                done += missed
+                log.warning(
+                    "periodic ticks skipped",
+                    missed_intervals=missed // slots,
+                    lateness_s=round(now - (anchor + done * width), 3),
+                )
+            while done < due:
+                done += 1
+                self.ticks += 1
+                try:
+                    self._on_slot((done - 1) % slots, now - (anchor + done * width))
+                except Exception:
+                    log.exception("periodic tick failed")
 
 
 def slots_for(interval: float, slot_width: float = SLOT_WIDTH_S) -> int:
