@@ -35,18 +35,11 @@ from ocsd.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.genesys import Actor, status_name
 from ocsd.logs import get_logger
 from ocsd.metrics import DaemonFigures, Metrics
-from ocsd.notifier import (
-    SUPERSEDED,
-    DeliveryCounters,
-    Kind,
-    Notification,
-    Notifier,
-    ReliableNotifier,
-)
+from ocsd.notifier import DeliveryCounters, Kind, Notification, Notifier, ReliableNotifier
 from ocsd.outbox import OutboxError, read_dead_letters
 from ocsd.redact import redact_uri
 from ocsd.schedule import Entry
-from ocsd.settings import ConfigError, Settings, load_settings
+from ocsd.settings import ConfigError, Settings, load_settings, parse_shard
 from ocsd.signing import Signer
 from ocsd.ticker import PhasedTicker, Ticker, plan_phases
 
@@ -111,10 +104,10 @@ def shard_hint(settings: Settings) -> str:
     """Said with an unknown DBID when this instance runs one shard of the groups."""
     if settings.shard is None:
         return ""
-    k, n = settings.shard.split("/")
+    k, n = parse_shard(settings.shard)
     return (
         f" in shard {settings.shard} ([ocsd] shard): this instance runs the groups whose "
-        f"dbid mod {n} = {int(k) - 1}"
+        f"dbid mod {n} = {k - 1}"
     )
 
 
@@ -398,11 +391,7 @@ class Daemon:
             self._phases = plan_phases(self.engine.definitions, slots)
             self._phases_stale = False
         groups = self.engine.by_dbid
-        dropped = notifier.counters.dropped
         for dbid in self._phases[slot]:
-            if notifier.waiting(dbid):  # still waiting from the last interval: keeps its place
-                dropped[("periodic", SUPERSEDED)] += 1
-                continue
             group = groups.get(dbid)
             if group is not None and group.loaded:
                 notifier.due(dbid, group.identity.name)

@@ -268,10 +268,6 @@ class Notifier:
             queue.periodic[notification.group_dbid] = notification
         self._wakeups[index].set()
 
-    def waiting(self, group_dbid: int) -> bool:
-        """Whether a periodic notification of the group waits in its queue (ocs mode)."""
-        return group_dbid in self._queues[group_dbid % self.pool_size].periodic
-
     def due(self, group_dbid: int, group_name: str) -> None:
         """A group's periodic notification is due; its body is built when it is sent.
 
