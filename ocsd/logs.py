@@ -36,12 +36,16 @@ def _level(_logger: Any, method: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
+def genesys_stamp(now: float) -> str:
+    """Local ``HH:MM:SS.mmm``, the time of a Genesys short log line."""
+    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+
+
 class GenesysRenderer:
     """``HH:MM:SS.mmm Trc 81000 <text>``; other records keep their fields as key=value."""
 
     def __call__(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> str:
-        now = time.time()
-        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+        stamp = genesys_stamp(time.time())
         level = GENESYS_LEVELS.get(str(event.pop("level", "info")), "Std")
         text = str(event.pop("event", ""))
         msgid = event.pop("msgid", None)
@@ -144,10 +148,8 @@ class TraceLines:
 
     def _stamp(self) -> bytes:
         now = time.time()
-        if self._format == "genesys":  # local HH:MM:SS.mmm, as GenesysRenderer
-            return (
-                time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-            ).encode()
+        if self._format == "genesys":
+            return genesys_stamp(now).encode()
         second = int(now)
         if second != self._second:
             self._second = second
