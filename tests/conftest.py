@@ -342,6 +342,24 @@ def make_sections(
     return sections
 
 
+def extra_groups(count: int, first_dbid: int) -> dict[str, dict[str, Any]]:
+    """``count`` more small progressive groups, DBIDs from ``first_dbid``, each with its
+    own calling list (DBID + 4000): sections to pass to :func:`make_sections`."""
+    sections: dict[str, dict[str, Any]] = {}
+    for dbid in range(first_dbid, first_dbid + count):
+        sections[f"calling-list:List {dbid}"] = {"dbid": dbid + 4000, "records": 100}
+        sections[f"campaign-group:Campaign {dbid}@Team {dbid}"] = {
+            "dbid": dbid,
+            "campaign": f"Campaign {dbid}",
+            "group": f"Team {dbid}",
+            "queue": f"Q{dbid}",
+            "agents": 2,
+            "dial-mode": "progressive",
+            "calling-lists": f"List {dbid}",
+        }
+    return sections
+
+
 @pytest.fixture
 def ini_sections() -> Callable[..., dict[str, dict[str, Any]]]:
     """``ini_sections(uri, interval=0, timeout=2, ...)``: see :func:`make_sections`."""

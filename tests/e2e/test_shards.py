@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from conftest import Control, Receiver, clean_env, make_sections, render_ini, start_ocsd
+from conftest import (
+    Control,
+    Receiver,
+    clean_env,
+    extra_groups,
+    make_sections,
+    render_ini,
+    start_ocsd,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def _groups(count: int) -> dict[str, dict[str, object]]:
-    sections: dict[str, dict[str, object]] = {}
-    for i in range(count):
-        dbid = 2000 + i
-        sections[f"calling-list:Shard List {dbid}"] = {"dbid": 6000 + i, "records": 100}
-        sections[f"campaign-group:Shard {dbid}@Team {dbid}"] = {
-            "dbid": dbid,
-            "campaign": f"Shard {dbid}",
-            "group": f"Team {dbid}",
-            "queue": f"S{dbid}",
-            "agents": 2,
-            "dial-mode": "progressive",
-            "calling-lists": f"Shard List {dbid}",
-        }
-    return sections
 
 
 async def test_three_shards_share_the_groups_and_the_receiver_sees_each_once(tmp_path) -> None:
@@ -34,7 +25,9 @@ async def test_three_shards_share_the_groups_and_the_receiver_sees_each_once(tmp
     await receiver.start()
     try:
         config = tmp_path / "ocsd.ini"
-        config.write_text(render_ini(make_sections(receiver.url, interval=1, **_groups(12))))
+        config.write_text(
+            render_ini(make_sections(receiver.url, interval=1, **extra_groups(12, 2000)))
+        )
         all_dbids = {101, 102, 103} | {2000 + i for i in range(12)}
         async with (
             start_ocsd(config, clean_env(OCSD_SHARD="1/3"), tmp_path, args=["--start-all"]) as one,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+from conftest import extra_groups
+
 
 async def test_periodic_bodies_every_interval_for_loaded_groups_only(
     start_daemon, receiver, ini_sections
@@ -62,29 +64,12 @@ async def test_interval_zero_turns_periodic_notifications_off(start_daemon, rece
     assert receiver.count(lambda r: r.periodic) == 0
 
 
-def _many_groups(count: int) -> dict[str, dict[str, object]]:
-    sections: dict[str, dict[str, object]] = {}
-    for i in range(count):
-        dbid = 1000 + i
-        sections[f"calling-list:List {dbid}"] = {"dbid": 5000 + i, "records": 100}
-        sections[f"campaign-group:Campaign {dbid}@Team {dbid}"] = {
-            "dbid": dbid,
-            "campaign": f"Campaign {dbid}",
-            "group": f"Team {dbid}",
-            "queue": f"Q{dbid}",
-            "agents": 2,
-            "dial-mode": "progressive",
-            "calling-lists": f"List {dbid}",
-        }
-    return sections
-
-
 async def test_groups_report_at_their_own_phase_spread_over_the_interval(
     start_daemon, receiver, ini_sections
 ):
     """40 loaded groups at interval 1 s: each group every 1 s on the dot, the groups
     spread over the interval instead of 40 POSTs in one burst."""
-    ocsd = await start_daemon(ini_sections(receiver.url, interval=1, **_many_groups(40)))
+    ocsd = await start_daemon(ini_sections(receiver.url, interval=1, **extra_groups(40, 1000)))
     dbids = [str(1000 + i) for i in range(40)]
     for dbid in dbids:
         await ocsd.control.ok(int(dbid), "LoadCampaign")
