@@ -73,8 +73,10 @@ RUN set -eu; \
     chown "$OCSD_UID:$OCSD_GID" /var/lib/ocsd
 
 COPY --from=build /opt/ocsd/venv /opt/ocsd/venv
-# The example configuration as the default; mount your own file over it.
-COPY config/ocsd.ini /etc/ocsd/ocsd.ini
+# The example configuration as the default; mount your own file over it. It is the one
+# shipped in the package (config/ocsd.ini in the repository is a link to the same file).
+RUN mkdir -p /etc/ocsd \
+ && /opt/ocsd/venv/bin/python -c 'from ocsd.config.settings import default_config_text; print(default_config_text(), end="")' > /etc/ocsd/ocsd.ini
 
 ENV PATH=/opt/ocsd/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/ocsd/venv \

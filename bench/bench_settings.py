@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale import write_config
 
-from ocsd.settings import Settings, _ini_in_use, load_settings, parse_ini
+from ocsd.config.settings import Settings, _ini_in_use, load_settings, parse_ini
 
 
 def write(path: Path, groups: int) -> None:

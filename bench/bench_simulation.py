@@ -1,4 +1,4 @@
-"""Benchmark of the dialing simulation (ocsd.dialer) and of ``ocsd simulate``.
+"""Benchmark of the dialing simulation (ocsd.core.simulation) and of ``ocsd simulate``.
 
     python bench/bench_simulation.py [--repeat 3] [--steps 200000] [--groups 2000]
 
@@ -37,12 +37,13 @@ import timeit
 import tracemalloc
 from pathlib import Path
 
-from ocsd.campaign import Dialing
-from ocsd.dialer import GroupModel, GroupSimulation, ListModel
-from ocsd.genesys import DialMode, OptimizeBy
-from ocsd.settings import load_settings
-from ocsd.simulate import configure_parser
-from ocsd.simulate import run as simulate_run
+from ocsd.cli.simulate import configure_parser
+from ocsd.cli.simulate import run as simulate_run
+from ocsd.config.definitions import group_model
+from ocsd.config.settings import load_settings
+from ocsd.core.genesys import DialMode, OptimizeBy
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.simulation import GroupModel, GroupSimulation, ListModel
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "simulation-100.ini"
@@ -63,7 +64,7 @@ def bench_command(repeat: int) -> tuple[list[float], list[float], float, int]:
         if code != 0:
             raise SystemExit(f"ocsd simulate exited {code}")
     settings = load_settings(CONFIG)
-    model = GroupModel.from_settings(settings, GROUP)
+    model = group_model(settings, GROUP)
     seed = settings.seed or 1
     core: list[float] = []
     simulated = 0.0

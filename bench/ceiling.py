@@ -46,7 +46,7 @@ def group_names(dbid: int) -> dict[str, str]:
 
 
 def sample_body(dbid: int, list_dbid: int, at: float) -> dict[str, Any]:
-    """A periodic body of a running predictive group, as ocsd builds it (ocsd.body)."""
+    """A periodic body of a running predictive group, as ocsd builds it (ocsd.core.body)."""
     names = group_names(dbid)
     return {
         "GSW_USER_EVENT": "CampaignGroupState",

@@ -38,10 +38,10 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ocsd.delivery.notifier import Notification, Notifier, ReliableNotifier
+from ocsd.delivery.outbox import Outbox, Stored, next_seq
+from ocsd.delivery.signing import Signer, new_secret
 from ocsd.logs import configure_logging
-from ocsd.notifier import Notification, Notifier, ReliableNotifier
-from ocsd.outbox import Outbox, Stored, next_seq
-from ocsd.signing import Signer, new_secret
 
 HERE = Path(__file__).resolve().parent
 

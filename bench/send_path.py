@@ -47,8 +47,8 @@ def notifier_alone(url: str, pool: int, duration: float, log_path: str) -> dict[
     import uvloop
 
     from ocsd import logs
-    from ocsd.metrics import Metrics
-    from ocsd.notifier import Notifier
+    from ocsd.delivery.notifier import Notifier
+    from ocsd.service.metrics import Metrics
 
     sys.stdout = open(log_path, "w")  # noqa: SIM115  (the 81001 lines go to a file)
     logs.configure_logging("json")
@@ -85,11 +85,11 @@ def notifier_alone(url: str, pool: int, duration: float, log_path: str) -> dict[
 def per_notification_work(groups: int) -> dict[str, float]:
     """CPU microseconds of each part of one notification's own work, cold caches."""
     from ocsd import logs
-    from ocsd.campaign import Request
-    from ocsd.daemon import Daemon
-    from ocsd.genesys import Actor
-    from ocsd.notifier import TEXT
-    from ocsd.settings import load_settings
+    from ocsd.config.settings import load_settings
+    from ocsd.core.genesys import Actor
+    from ocsd.core.lifecycle import Request
+    from ocsd.delivery.notifier import TEXT
+    from ocsd.service.daemon import Daemon
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ocsd.ini"

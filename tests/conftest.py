@@ -719,8 +719,8 @@ async def start_daemon(
     Depends on ``receiver`` so the daemon shuts down while the receiver still behaves as
     told (e.g. still hangs), and the receiver stops after it.
     """
-    from ocsd.daemon import Daemon
-    from ocsd.settings import load_settings
+    from ocsd.config.settings import load_settings
+    from ocsd.service.daemon import Daemon
 
     stack = contextlib.AsyncExitStack()
     counter = 0

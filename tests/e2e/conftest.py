@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ocsd.validate import schema_problems
+from ocsd.receiver.validate import schema_problems
 
 LOCALHOST = "127.0.0.1"
 #: Seconds `apt-get install chromium` may take when the browser is missing.

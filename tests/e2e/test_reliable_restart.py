@@ -30,7 +30,7 @@ import pytest
 from conftest import LOCALHOST, RECEIVER_PATH, Control, make_sections
 from standardwebhooks.webhooks import Webhook
 
-from ocsd.signing import new_secret
+from ocsd.delivery.signing import new_secret
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ocsd.body import BodyEncoder
-from ocsd.validate import schema_problems
+from ocsd.core.body import BodyEncoder
+from ocsd.receiver.validate import schema_problems
 
 
 def schema_report(bodies: list[tuple[str, Any]]) -> list[str]:

@@ -16,8 +16,8 @@ from conftest import make_sections, render_ini
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocsd.settings import ConfigError, load_settings
-from ocsd.signing import new_secret
+from ocsd.config.settings import ConfigError, load_settings
+from ocsd.delivery.signing import new_secret
 
 VALID = render_ini(make_sections("http://127.0.0.1:9/events"))
 SECRET = new_secret()
@@ -230,7 +230,7 @@ async def test_check_config_refuses_without_a_traceback(run_ocsd, write_ini) -> 
 async def test_a_broken_file_reloaded_changes_nothing(
     tmp_path, write_ini, rewrite_ini, receiver, control_for
 ) -> None:
-    from ocsd.daemon import Daemon
+    from ocsd.service.daemon import Daemon
 
     path = write_ini(make_sections(receiver.url))
     daemon = Daemon(load_settings(path), config_path=str(path))

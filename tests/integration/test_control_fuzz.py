@@ -46,11 +46,11 @@ from schemathesis.checks import (
 )
 from schemathesis.core import NOT_SET
 
-from ocsd.campaign import Request
+from ocsd.core.lifecycle import Request
 
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-DOCUMENT = json.loads(resources.files("ocsd").joinpath("openapi.json").read_text())
+DOCUMENT = json.loads(resources.files("ocsd.service").joinpath("openapi.json").read_text())
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 

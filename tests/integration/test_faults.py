@@ -42,9 +42,9 @@ from conftest import (
 )
 from standardwebhooks.webhooks import Webhook
 
-from ocsd.daemon import Daemon
-from ocsd.settings import load_settings
-from ocsd.signing import new_secret
+from ocsd.config.settings import load_settings
+from ocsd.delivery.signing import new_secret
+from ocsd.service.daemon import Daemon
 
 MODES = ("ocs", "reliable")
 SECRET = new_secret()

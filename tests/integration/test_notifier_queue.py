@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from ocsd.notifier import Notification, Notifier, ReliableNotifier
+from ocsd.delivery.notifier import Notification, Notifier, ReliableNotifier
 
 LOCALHOST = "127.0.0.1"
 

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from conftest import LOCALHOST, RECEIVER_PATH, eventually
 
-import ocsd.notifier as notifier_module
-from ocsd.notifier import Notification, ReliableNotifier, retry_after_seconds
-from ocsd.outbox import Outbox, OutboxError, read_dead_letters
+import ocsd.delivery.notifier as notifier_module
+from ocsd.delivery.notifier import Notification, ReliableNotifier, retry_after_seconds
+from ocsd.delivery.outbox import Outbox, OutboxError, read_dead_letters
 
 
 def free_port() -> int:
@@ -152,7 +152,11 @@ async def test_one_process_per_outbox(tmp_path: Path) -> None:
     try:
         other = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-c", f"from ocsd.outbox import Outbox; Outbox({str(path)!r})"],
+            [
+                sys.executable,
+                "-c",
+                f"from ocsd.delivery.outbox import Outbox; Outbox({str(path)!r})",
+            ],
             capture_output=True,
             text=True,
             timeout=30,

@@ -17,12 +17,13 @@ import aiohttp
 import orjson
 import pytest
 
-from ocsd.body import GroupSnapshot, Tenant, build_body
-from ocsd.campaign import Dialing, GroupIdentity
-from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
-from ocsd.sink import MAX_BODY_BYTES, SERIES_POINTS, Sink, create_app, start_site
-from ocsd.stats import GroupStatistics
-from ocsd.validate import load_schema
+from ocsd.core.body import GroupSnapshot, build_body
+from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.identity import GroupIdentity, Tenant
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.statistics import GroupStatistics
+from ocsd.receiver.sink import MAX_BODY_BYTES, SERIES_POINTS, Sink, create_app, start_site
+from ocsd.receiver.validate import load_schema
 
 LOCALHOST = "127.0.0.1"
 PATH = "/ocs/campaign-group-state"
@@ -309,8 +310,8 @@ async def test_the_dashboard_page_schema_and_messages_are_served(sink_server):
 @contextlib.asynccontextmanager
 async def daemon_posting_to(sink_url: str, write_ini: Any, ini_sections: Any) -> AsyncIterator[Any]:
     """An in-process Daemon (ephemeral control port) whose receiver is the sink."""
-    from ocsd.daemon import Daemon
-    from ocsd.settings import load_settings
+    from ocsd.config.settings import load_settings
+    from ocsd.service.daemon import Daemon
 
     sections = ini_sections(
         sink_url + PATH,
@@ -356,7 +357,7 @@ async def test_every_body_a_real_daemon_sends_is_valid_over_a_full_life_cycle(
 
     async with daemon_posting_to(sink_server.url, write_ini, ini_sections) as daemon:
         ask = daemon.handle_request
-        from ocsd.campaign import DialingChange, Request
+        from ocsd.core.lifecycle import DialingChange, Request
 
         for dbid in (101, 102, 103):
             ask(dbid, Request.LOAD, DialingChange(), None)

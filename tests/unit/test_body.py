@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocsd.body import BodyEncoder, GroupSnapshot, Tenant, build_body, encode, format_date_time
-from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity
-from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
-from ocsd.stats import GroupStatistics, ListStatistics
+from ocsd.core.body import BodyEncoder, GroupSnapshot, build_body, encode, format_date_time
+from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.identity import CallingListIdentity, GroupIdentity, Tenant
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.statistics import GroupStatistics, ListStatistics
 
 AT = 1763912345.1234
 

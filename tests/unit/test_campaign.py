@@ -6,19 +6,18 @@ import itertools
 
 import pytest
 
-from ocsd.campaign import (
-    CallingListIdentity,
+from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.identity import CallingListIdentity, GroupIdentity
+from ocsd.core.lifecycle import (
     CampaignGroup,
     Dialing,
     DialingChange,
-    GroupIdentity,
     InvalidParameter,
     Request,
     RequestRefused,
     Transition,
     validate_dialing,
 )
-from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
 
 NOW = 1763912345.25
 LATER = NOW + 42.5

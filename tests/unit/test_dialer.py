@@ -1,4 +1,4 @@
-"""The dialing simulation (ocsd.dialer): accuracy with fixed seeds, life cycle, statistics.
+"""The dialing simulation (ocsd.core.simulation): accuracy with fixed seeds, life cycle, statistics.
 
 Every run here is pure simulated time driven by the test (a fake clock) and a seeded
 random generator, so each figure below is reproducible to the bit.
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from ocsd.campaign import Dialing
-from ocsd.dialer import GroupModel, GroupSimulation, ListModel, Totals, resolve_group
-from ocsd.genesys import DialMode, OptimizeBy
-from ocsd.settings import load_settings
-from ocsd.stats import GroupStatistics, SnapshotRing, ratio, time_to_complete
+from ocsd.config.definitions import group_model, resolve_group
+from ocsd.config.settings import load_settings
+from ocsd.core.genesys import DialMode, OptimizeBy
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.simulation import GroupModel, GroupSimulation, ListModel, Totals
+from ocsd.core.statistics import GroupStatistics, SnapshotRing, ratio, time_to_complete
 
 BUSY_85 = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85)
 OVERDIAL_3 = Dialing(DialMode.PREDICTIVE, OptimizeBy.OVERDIAL_RATE, 3)
@@ -82,13 +83,13 @@ def busy_run() -> Run:
 
 def test_model_from_the_settings() -> None:
     settings = load_settings(None)
-    group = GroupModel.from_settings(settings, "Renewals@Retention Team")
+    group = group_model(settings, "Renewals@Retention Team")
     assert (group.name, group.dbid, group.agents) == ("Renewals@Retention Team", 101, 25)
     assert [lm.name for lm in group.lists] == ["Renewals_Q4", "Renewals_Lapsed"]
     assert group.lists[0].records == 12000
     assert group.dialing == BUSY_85
     assert group.records == 15500
-    assert GroupModel.from_settings(settings, "103").name == "Customer Survey@IVR"
+    assert group_model(settings, "103").name == "Customer Survey@IVR"
     assert group.lists[0].no_answer_rate == pytest.approx(0.45)
 
 
@@ -405,7 +406,7 @@ def test_time_to_complete_follows_the_completion_rate(busy_run: Run) -> None:
     assert stats.time_to_complete == pytest.approx(expected, rel=0.35)
 
 
-# -- the window helpers (ocsd.stats) -----------------------------------------------------
+# -- the window helpers (ocsd.core.statistics) -----------------------------------------------------
 
 
 def test_snapshot_ring_keeps_the_last_window() -> None:

@@ -1,7 +1,7 @@
 """GroupSimulation.statistics() (written out flat for speed) against a plain reference.
 
 The reference recomputes spec section 3 the straightforward way, from the window's base
-snapshot, the cumulative counters and the formulas of ocsd.stats, with the ordinary
+snapshot, the cumulative counters and the formulas of ocsd.core.statistics, with the ordinary
 dataclass constructors; the fast path must give equal values, to the bit.
 """
 
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocsd.campaign import Dialing
-from ocsd.dialer import GroupModel, GroupSimulation, ListModel
-from ocsd.genesys import DialMode, OptimizeBy
-from ocsd.stats import (
+from ocsd.core.genesys import DialMode, OptimizeBy
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.simulation import GroupModel, GroupSimulation, ListModel
+from ocsd.core.statistics import (
     GroupStatistics,
     ListStatistics,
     group_statistics,

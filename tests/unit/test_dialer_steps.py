@@ -1,4 +1,4 @@
-"""Lazy advancing (ocsd.dialer): one big step gives the state many small steps give.
+"""Lazy advancing (ocsd.core.simulation): one big step gives the state many small steps give.
 
 The daemon advances a group's simulation only when it reads it (a notification, a
 request), with large and irregular steps, so the outcome must not depend on how
@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocsd.campaign import Dialing
-from ocsd.dialer import GroupModel, GroupSimulation, ListModel
-from ocsd.genesys import DialMode, OptimizeBy
-from ocsd.stats import GroupStatistics
+from ocsd.core.genesys import DialMode, OptimizeBy
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.simulation import GroupModel, GroupSimulation, ListModel
+from ocsd.core.statistics import GroupStatistics
 
 DIALINGS = [
     Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85),

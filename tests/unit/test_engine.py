@@ -6,18 +6,12 @@ import json
 
 import pytest
 
-from ocsd.body import GroupSnapshot
-from ocsd.campaign import (
-    CallingListIdentity,
-    Dialing,
-    DialingChange,
-    GroupIdentity,
-    Request,
-    RequestRefused,
-)
-from ocsd.dialer import GroupModel, ListModel
-from ocsd.engine import Engine, GroupDefinition, UnknownGroup
-from ocsd.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.body import GroupSnapshot
+from ocsd.core.engine import Engine, GroupDefinition, UnknownGroup
+from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.identity import CallingListIdentity, GroupIdentity
+from ocsd.core.lifecycle import Dialing, DialingChange, Request, RequestRefused
+from ocsd.core.simulation import GroupModel, ListModel
 
 NOW = 1763912345.5
 

@@ -6,8 +6,8 @@ from enum import IntEnum
 
 import pytest
 
-from ocsd.genesys import DialMode, GroupStatus, OptimizeBy, parse_enum, status_name
-from ocsd.redact import redact_uri
+from ocsd.core.genesys import DialMode, GroupStatus, OptimizeBy, parse_enum, status_name
+from ocsd.logs.redact import redact_uri
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def _both(log_format: LogFormat, raw: io.BytesIO) -> tuple[str, str]:
     configure_logging(log_format)
     trace_lines.write(81001, TEMPLATE, "Q4 ✓", "http://127.0.0.1:9/ocs")
     trace_lines.flush()
-    get_logger("ocsd.notifier").info(
+    get_logger("ocsd.delivery.notifier").info(
         TEMPLATE.format(name="Q4 ✓", uri="http://127.0.0.1:9/ocs"),
         level="trace",
         msgid=81001,

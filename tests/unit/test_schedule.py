@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ocsd.campaign import DialingChange, Request
-from ocsd.genesys import DialMode, OptimizeBy
-from ocsd.schedule import ScheduleError, parse_schedule
+from ocsd.core.genesys import DialMode, OptimizeBy
+from ocsd.core.lifecycle import DialingChange, Request
+from ocsd.core.schedule import ScheduleError, parse_schedule
 
 UTC = ZoneInfo("UTC")
 

@@ -1,6 +1,6 @@
 """The JSON Schema of the CampaignGroupState body (ocsd/schema/, ``ocsd schema``).
 
-Every body ``ocsd.body.build_body`` can make from a possible group state validates
+Every body ``ocsd.core.body.build_body`` can make from a possible group state validates
 (hypothesis), and bodies that break a rule of spec section 2 are refused with a
 problem naming the field and the rule.
 """
@@ -17,10 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from ocsd.body import GroupSnapshot, Tenant, build_body, encode
-from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity
 from ocsd.cli import main
-from ocsd.genesys import (
+from ocsd.core.body import GroupSnapshot, build_body, encode
+from ocsd.core.genesys import (
     PREDICTIVE_MODES,
     Action,
     Actor,
@@ -28,8 +27,10 @@ from ocsd.genesys import (
     GroupStatus,
     OptimizeBy,
 )
-from ocsd.stats import GroupStatistics, ListStatistics
-from ocsd.validate import is_valid, load_schema, schema_problems, schema_text, validator
+from ocsd.core.identity import CallingListIdentity, GroupIdentity, Tenant
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.statistics import GroupStatistics, ListStatistics
+from ocsd.receiver.validate import is_valid, load_schema, schema_problems, schema_text, validator
 
 MANDATORY = [
     "GSW_USER_EVENT",

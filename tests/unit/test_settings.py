@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ocsd.campaign import CallingListIdentity
-from ocsd.genesys import DialMode, OptimizeBy
-from ocsd.settings import ConfigError, describe_settings, load_settings
+from ocsd.config.definitions import group_identity
+from ocsd.config.settings import ConfigError, describe_settings, load_settings
+from ocsd.core.genesys import DialMode, OptimizeBy
+from ocsd.core.identity import CallingListIdentity
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "ocsd.ini"
 
@@ -120,7 +121,7 @@ def test_groups_and_lists_by_name(tmp_path: Path) -> None:
 
     settings = load_settings(path)
     group = settings.campaign_groups["Renewals@Retention Team"]
-    identity = settings.group_identity("Renewals@Retention Team")
+    identity = group_identity(settings, "Renewals@Retention Team")
 
     assert group.dial_mode == DialMode.PREDICTIVE_WITH_SEIZING
     assert group.optimize_by == OptimizeBy.OVERDIAL_RATE
@@ -152,14 +153,14 @@ def test_dial_mode_and_optimize_by_as_genesys_numbers(tmp_path: Path) -> None:
 
 def test_a_group_without_template_has_none(tmp_path: Path) -> None:
     settings = load_settings(ini_file(tmp_path, *GROUP_AND_LIST))
-    assert settings.group_identity("G1").template is None
+    assert group_identity(settings, "G1").template is None
 
 
 def test_an_empty_template_is_left_out_and_an_empty_tenant_is_unknown(tmp_path: Path) -> None:
     settings = load_settings(
         ini_file(tmp_path, "[tenant]", "name =", "ccid =", *GROUP_AND_LIST, "template =")
     )
-    assert settings.group_identity("G1").template is None
+    assert group_identity(settings, "G1").template is None
     assert (settings.tenant_name, settings.tenant_ccid) == ("Unknown", "Unknown")
 
 
@@ -188,18 +189,18 @@ def test_derived_uuid_depends_only_on_the_dbid(tmp_path: Path) -> None:
         )
     )
 
-    derived = first.group_identity("G1").uuid
+    derived = group_identity(first, "G1").uuid
     assert str(uuid.UUID(derived)) == derived
-    assert again.group_identity("G1").uuid == derived
-    assert renamed.group_identity("Renamed").uuid == derived
-    assert other_dbid.group_identity("G1").uuid != derived
+    assert group_identity(again, "G1").uuid == derived
+    assert group_identity(renamed, "Renamed").uuid == derived
+    assert group_identity(other_dbid, "G1").uuid != derived
 
 
 def test_a_configured_uuid_is_kept(tmp_path: Path) -> None:
     configured = "0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44"
     path = ini_file(tmp_path, *GROUP_AND_LIST, f"uuid = {configured}")
 
-    assert load_settings(path).group_identity("G1").uuid == configured
+    assert group_identity(load_settings(path), "G1").uuid == configured
 
 
 # -- the environment beats the file --------------------------------------------------
@@ -412,7 +413,7 @@ def test_describe_settings_never_shows_the_password(tmp_path: Path) -> None:
 
 
 def test_embedded_config_is_the_example_file() -> None:
-    embedded = resources.files("ocsd").joinpath("data/ocsd.ini").read_bytes()
+    embedded = resources.files("ocsd.config").joinpath("example.ini").read_bytes()
 
     assert embedded == REPO_CONFIG.read_bytes()
     assert load_settings(None) == load_settings(REPO_CONFIG)

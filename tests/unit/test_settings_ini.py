@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from ocsd import settings as settings_module
-from ocsd.settings import (
+from ocsd.config import settings as settings_module
+from ocsd.config.settings import (
     GROUP_PREFIX,
     LIST_PREFIX,
     SECTION_OPTIONS,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ocsd.simulate import COLUMNS, configure_parser, run
+from ocsd.cli.simulate import COLUMNS, configure_parser, run
 
 SMALL_INI = """
 [ocsd]

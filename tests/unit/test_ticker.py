@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import time
 
-from ocsd.ticker import PhasedTicker, Ticker, plan_phases, slots_for
+from ocsd.service.ticker import PhasedTicker, Ticker, plan_phases, slots_for
 
 
 async def _run_for(ticker: Ticker | PhasedTicker, seconds: float) -> None:

@@ -1,4 +1,4 @@
-"""The life-cycle rules of spec section 5 (ocsd.validate.LifeCycleChecker), each named."""
+"""The life-cycle rules of spec section 5 (ocsd.receiver.validate.LifeCycleChecker), each named."""
 
 from __future__ import annotations
 
@@ -9,19 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocsd.body import GroupSnapshot, Tenant, build_body
-from ocsd.campaign import (
+from ocsd.core.body import GroupSnapshot, build_body
+from ocsd.core.genesys import LOADED_STATUSES, Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.identity import GroupIdentity, Tenant
+from ocsd.core.lifecycle import (
     CampaignGroup,
     Dialing,
     DialingChange,
-    GroupIdentity,
     InvalidParameter,
     Request,
     RequestRefused,
 )
-from ocsd.genesys import LOADED_STATUSES, Action, Actor, DialMode, GroupStatus, OptimizeBy
-from ocsd.stats import GroupStatistics
-from ocsd.validate import TRANSITIONS, LifeCycleChecker, action_status_problem, schema_problems
+from ocsd.core.statistics import GroupStatistics
+from ocsd.receiver.validate import (
+    TRANSITIONS,
+    LifeCycleChecker,
+    action_status_problem,
+    schema_problems,
+)
 
 A, P, S, ST, U, F, M = 7, 0, 9, 10, 8, 29, 11  # load, periodic, start, stop, unload, force, mode
 NOT_LOADED, WAITING, ACTIVE, RUNNING = 0, 1, 4, 5
@@ -292,7 +297,7 @@ REQUESTS = list(Request)
     late_start=st.integers(min_value=0, max_value=10),
 )
 def test_every_sequence_of_the_campaign_state_machine_passes_the_checker(steps, late_start):
-    """Random requests to ocsd.campaign.CampaignGroup, with periodic notifications of its
+    """Random requests to ocsd.core.lifecycle.CampaignGroup, with periodic notifications of its
     status and calls coming and going: every body is schema-valid and no rule fires, even
     for a checker that starts listening late."""
     group = CampaignGroup(identity(), default_dialing=PREDICTIVE)

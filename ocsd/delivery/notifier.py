@@ -38,10 +38,10 @@ import aiohttp
 from prometheus_client import Histogram
 from yarl import URL
 
+from ocsd.delivery.outbox import DeadLetters, Outbox, OutboxError, Stored, next_seq
+from ocsd.delivery.signing import Signer, new_message_id
 from ocsd.logs import get_logger, trace_lines
-from ocsd.outbox import DeadLetters, Outbox, OutboxError, Stored, next_seq
-from ocsd.redact import redact_uri
-from ocsd.signing import Signer, new_message_id
+from ocsd.logs.redact import redact_uri
 
 Kind = Literal["state", "periodic"]
 
@@ -68,7 +68,7 @@ JITTER = 0.2
 #: HTTP statuses retried in reliable mode (besides every 5xx).
 RETRIED_STATUSES = frozenset({408, 429})
 
-log = get_logger("ocsd.notifier")
+log = get_logger("ocsd.delivery.notifier")
 
 
 #: Builds a group's periodic body when it is sent: ``dbid -> bytes``, None when the

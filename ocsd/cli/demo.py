@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ocsd.settings import Settings
+    from ocsd.config.settings import Settings
 
 # Only the standard library at import time: the parser is built for every `ocsd` command.
 
@@ -85,7 +85,7 @@ def _print(text: str) -> None:
 
 
 async def demo(args: argparse.Namespace) -> int:
-    from ocsd.settings import ConfigError, load_settings
+    from ocsd.config.settings import ConfigError, load_settings
 
     if args.interval < 0 or not 0 < args.time_scale <= 100_000:
         _print("ocsd demo: --interval must be >= 0 and --time-scale in (0, 100000]")
@@ -115,7 +115,7 @@ async def demo(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace, example: Settings, record: IO[bytes] | None) -> int:
     from ocsd.logs import get_logger
 
-    log = get_logger("ocsd.demo")
+    log = get_logger("ocsd.cli.demo")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -135,8 +135,8 @@ async def _serve(
     stop: asyncio.Event,
     log: Any,
 ) -> int:
-    from ocsd.daemon import Daemon, StartupError
-    from ocsd.sink import Sink, create_app, start_site
+    from ocsd.receiver.sink import Sink, create_app, start_site
+    from ocsd.service.daemon import Daemon, StartupError
 
     sink = Sink(record, terse=args.log_format != "json")
     try:

@@ -17,12 +17,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
-from ocsd.engine import UnknownGroup
-from ocsd.genesys import DialMode, OptimizeBy, parse_enum, status_name
+from ocsd.core.engine import UnknownGroup
+from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum, status_name
+from ocsd.core.lifecycle import DialingChange, InvalidParameter, Request, RequestRefused
 from ocsd.logs import get_logger
 
-log = get_logger("ocsd.control")
+log = get_logger("ocsd.service.control_api")
 
 MAX_REQUEST_BYTES = 64 * 1024
 #: Paths answered without the control token: the liveness and readiness probes.
@@ -311,7 +311,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 def openapi_document() -> bytes:
     """The OpenAPI 3.1 description of the control API shipped in the package."""
-    return resources.files("ocsd").joinpath("openapi.json").read_bytes()
+    return resources.files("ocsd.service").joinpath("openapi.json").read_bytes()
 
 
 class _ServerErrorsWithoutTraceback(logging.Handler):

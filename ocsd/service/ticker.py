@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from ocsd.logs import get_logger
 
-log = get_logger("ocsd.ticker")
+log = get_logger("ocsd.service.ticker")
 
 
 class _Grid:

@@ -55,7 +55,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ocsd.genesys import (
+from ocsd.core.genesys import (
     LOADED_STATUSES,
     Action,
     GroupStatus,
@@ -69,7 +69,9 @@ SCHEMA_FILE = "campaign-group-state.schema.json"
 
 def schema_text() -> str:
     """The JSON Schema document as shipped in the package (what ``ocsd schema`` prints)."""
-    return resources.files("ocsd").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
+    return (
+        resources.files("ocsd.receiver").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
+    )
 
 
 @functools.cache

@@ -14,18 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ocsd.body import GroupSnapshot
-from ocsd.campaign import (
-    CampaignGroup,
-    Dialing,
-    DialingChange,
-    GroupIdentity,
-    Request,
-    Transition,
-)
-from ocsd.dialer import GroupModel, GroupSimulation
-from ocsd.genesys import Action, Actor, GroupStatus, label, status_name
-from ocsd.stats import GroupStatistics, no_data
+from ocsd.core.body import GroupSnapshot
+from ocsd.core.genesys import Action, Actor, GroupStatus, label, status_name
+from ocsd.core.identity import GroupIdentity
+from ocsd.core.lifecycle import CampaignGroup, Dialing, DialingChange, Request, Transition
+from ocsd.core.simulation import GroupModel, GroupSimulation
+from ocsd.core.statistics import GroupStatistics, no_data
 
 
 class UnknownGroup(KeyError):

@@ -82,7 +82,7 @@ class TraceLines:
         self._flush_soon = False
         self._second = -1
         self._iso_prefix = ""
-        self._logger = structlog.get_logger("ocsd.notifier")
+        self._logger = structlog.get_logger("ocsd.delivery.notifier")
 
     def configure(self, log_format: LogFormat | None, processors: list[Any] | None) -> None:
         self._format = log_format
@@ -90,7 +90,9 @@ class TraceLines:
         self._renderer = processors[-1] if processors else None
         self._out = sys.stdout.buffer if log_format in ("json", "genesys") else None
         self._cache.clear()
-        self._logger = structlog.get_logger("ocsd.notifier")  # not one cached for the old chain
+        self._logger = structlog.get_logger(
+            "ocsd.delivery.notifier"
+        )  # not one cached for the old chain
 
     def _fast(self) -> bool:
         processors = self._processors

@@ -7,10 +7,10 @@ in; nothing here does I/O, so every transition is unit-testable with a fake cloc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ocsd.genesys import (
+from ocsd.core.genesys import (
     LOADED_STATUSES,
     Action,
     Actor,
@@ -22,6 +22,7 @@ from ocsd.genesys import (
     label,
     status_name,
 )
+from ocsd.core.identity import GroupIdentity
 
 
 class Request(StrEnum):
@@ -33,26 +34,6 @@ class Request(StrEnum):
     STOP = "StopDialing"
     UNLOAD = "UnloadCampaign"
     FORCE_UNLOAD = "ForceUnloadCampaign"
-
-
-@dataclass(frozen=True, slots=True)
-class CallingListIdentity:
-    name: str
-    dbid: int
-
-
-@dataclass(frozen=True, slots=True)
-class GroupIdentity:
-    """The configured attributes of a Campaign Group that appear in every body."""
-
-    name: str
-    dbid: int
-    uuid: str
-    campaign: str
-    group: str
-    queue: str
-    template: str | None = None
-    calling_lists: tuple[CallingListIdentity, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +281,3 @@ class CampaignGroup:
     def _transition(self, action: Action, actor: Actor, now: float) -> Transition:
         dialing = self.dialing if self.status == GroupStatus.RUNNING else None
         return Transition(action, actor, self.status, dialing, now)
-
-    def with_identity(self, identity: GroupIdentity) -> CampaignGroup:
-        """A copy carrying changed configured attributes (live reconfiguration)."""
-        return replace(self, identity=identity)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ocsd.settings import ConfigError, describe_settings, load_settings
+from ocsd.config.settings import ConfigError, describe_settings, load_settings
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
 
@@ -23,8 +23,8 @@ def _config_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocsd.daemon import run
     from ocsd.logs import configure_logging
+    from ocsd.service.daemon import run
 
     try:
         settings = load_settings(_config_path(args))
@@ -52,20 +52,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    from ocsd.sink import run  # aiohttp is imported only by the commands that serve
+    from ocsd.receiver.sink import run  # aiohttp is imported only by the commands that serve
 
     return run(args)
 
 
 def cmd_schema(_args: argparse.Namespace) -> int:
-    from ocsd.validate import schema_text
+    from ocsd.receiver.validate import schema_text
 
     sys.stdout.write(schema_text())
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ocsd.demo import run
+    from ocsd.cli.demo import run
 
     return run(args)
 
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
     ctl.set_defaults(func=cmd_ctl)
 
-    from ocsd import simulate as simulate_command
+    from ocsd.cli import simulate as simulate_command
 
     simulate = commands.add_parser(
         "simulate", help="run one group's dialing simulation offline, as fast as the CPU allows"
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(func=cmd_schema)
 
-    from ocsd import demo as demo_command
+    from ocsd.cli import demo as demo_command
 
     demo = commands.add_parser(
         "demo",

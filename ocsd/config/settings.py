@@ -37,11 +37,11 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from ocsd.campaign import CallingListIdentity, Dialing, GroupIdentity, validate_dialing
-from ocsd.genesys import DialMode, OptimizeBy, parse_enum
-from ocsd.redact import redact_uri
-from ocsd.schedule import Entry, parse_schedule
-from ocsd.signing import SecretError, decode_secret
+from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum
+from ocsd.core.lifecycle import Dialing, validate_dialing
+from ocsd.core.schedule import Entry, parse_schedule
+from ocsd.delivery.signing import SecretError, decode_secret
+from ocsd.logs.redact import redact_uri
 
 ENV_PREFIX = "OCSD_"
 #: Namespace of the UUIDs derived from DBIDs; never change it, receivers key on the UUIDs.
@@ -494,22 +494,6 @@ class Settings(BaseSettings):
         k, n = _shard_numbers(self.shard)
         return dbid % n == k - 1
 
-    def group_identity(self, name: str) -> GroupIdentity:
-        group = self.campaign_groups[name]
-        return GroupIdentity(
-            name=name,
-            dbid=group.dbid,
-            uuid=group.uuid or derive_uuid(group.dbid),
-            campaign=group.campaign,
-            group=group.group,
-            queue=group.queue,
-            template=group.template,
-            calling_lists=tuple(
-                CallingListIdentity(list_name, self.calling_lists[list_name].dbid)
-                for list_name in group.calling_lists
-            ),
-        )
-
 
 class _PlacedError(ValueError):
     """A cross-field error that knows which field it belongs to."""
@@ -780,7 +764,7 @@ def _describe(loc: tuple[str, ...], message: str, ini: IniFile | None) -> str:
 
 def default_config_text() -> str:
     """The example configuration embedded in the package (used when no file is given)."""
-    return resources.files("ocsd").joinpath("data/ocsd.ini").read_text(encoding="utf-8")
+    return resources.files("ocsd.config").joinpath("example.ini").read_text(encoding="utf-8")
 
 
 @contextmanager

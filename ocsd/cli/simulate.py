@@ -1,6 +1,6 @@
 """``ocsd simulate``: run one Campaign Group's dialing offline, in virtual time.
 
-The simulation (``ocsd.dialer``) runs as fast as the CPU allows; every ``--interval``
+The simulation (``ocsd.core.simulation``) runs as fast as the CPU allows; every ``--interval``
 simulated seconds one row of the statistics timeline is written (CSV or JSON lines),
 and a one-screen summary goes to stderr at the end.
 """
@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ocsd.campaign import Dialing, DialingChange, validate_dialing
-from ocsd.dialer import GroupModel, GroupSimulation, resolve_group
-from ocsd.genesys import GVP_MODES, DialMode, OptimizeBy, is_predictive, label, parse_enum
-from ocsd.settings import ConfigError, Settings, load_settings
-from ocsd.stats import GroupStatistics
+from ocsd.config.definitions import group_model
+from ocsd.config.settings import ConfigError, Settings, load_settings
+from ocsd.core.genesys import GVP_MODES, DialMode, OptimizeBy, is_predictive, label, parse_enum
+from ocsd.core.lifecycle import Dialing, DialingChange, validate_dialing
+from ocsd.core.simulation import GroupModel, GroupSimulation
+from ocsd.core.statistics import GroupStatistics
 
 PROG = "ocsd simulate"
 DEFAULT_UNTIL = 3600.0
@@ -154,7 +155,7 @@ def _setup(args: argparse.Namespace) -> tuple[GroupModel, Dialing, int, float, f
         raise _UsageError(f"{path or 'the embedded configuration'} configures no campaign group")
     name = args.group if args.group is not None else next(iter(settings.campaign_groups))
     try:
-        model = GroupModel.from_settings(settings, resolve_group(settings, name))
+        model = group_model(settings, name)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     dialing = _dialing(args, model.dialing)

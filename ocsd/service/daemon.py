@@ -27,23 +27,24 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from ocsd import control
-from ocsd.body import BodyEncoder, GroupSnapshot, Tenant
-from ocsd.campaign import DialingChange, InvalidParameter, Request, RequestRefused
-from ocsd.dialer import GroupModel
-from ocsd.engine import Engine, GroupDefinition, UnknownGroup
-from ocsd.genesys import Actor, status_name
+from ocsd.config.definitions import group_definitions, group_schedules
+from ocsd.config.settings import ConfigError, Settings, load_settings, parse_shard
+from ocsd.core.body import BodyEncoder, GroupSnapshot
+from ocsd.core.engine import Engine, UnknownGroup
+from ocsd.core.genesys import Actor, status_name
+from ocsd.core.identity import Tenant
+from ocsd.core.lifecycle import DialingChange, InvalidParameter, Request, RequestRefused
+from ocsd.core.schedule import Entry
+from ocsd.delivery.notifier import DeliveryCounters, Kind, Notification, Notifier, ReliableNotifier
+from ocsd.delivery.outbox import OutboxError, read_dead_letters
+from ocsd.delivery.signing import Signer
 from ocsd.logs import get_logger
-from ocsd.metrics import DaemonFigures, Metrics
-from ocsd.notifier import DeliveryCounters, Kind, Notification, Notifier, ReliableNotifier
-from ocsd.outbox import OutboxError, read_dead_letters
-from ocsd.redact import redact_uri
-from ocsd.schedule import Entry
-from ocsd.settings import ConfigError, Settings, load_settings, parse_shard
-from ocsd.signing import Signer
-from ocsd.ticker import PhasedTicker, Ticker, plan_phases
+from ocsd.logs.redact import redact_uri
+from ocsd.service import control_api as control
+from ocsd.service.metrics import DaemonFigures, Metrics
+from ocsd.service.ticker import PhasedTicker, Ticker, plan_phases
 
-log = get_logger("ocsd.daemon")
+log = get_logger("ocsd.service.daemon")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Wall seconds between two steps of the dialing simulations.
@@ -75,29 +76,6 @@ DELIVERY_OPTIONS = (
 
 class StartupError(Exception):
     """The daemon could not start (e.g. the control port is taken); exit non-zero."""
-
-
-def definitions(settings: Settings) -> dict[int, GroupDefinition]:
-    """Every configured group's definition, by DBID: those of this instance's shard."""
-    result = {}
-    for name, group in settings.campaign_groups.items():
-        if not settings.in_shard(group.dbid):
-            continue
-        result[group.dbid] = GroupDefinition(
-            identity=settings.group_identity(name),
-            dialing=group.default_dialing(),
-            model=GroupModel.from_settings(settings, name),
-            auto_complete=group.auto_complete,
-        )
-    return result
-
-
-def schedules(settings: Settings) -> dict[int, tuple[Entry, ...]]:
-    return {
-        g.dbid: g.schedule_entries()
-        for g in settings.campaign_groups.values()
-        if g.schedule and settings.in_shard(g.dbid)
-    }
 
 
 def shard_hint(settings: Settings) -> str:
@@ -190,7 +168,7 @@ class Daemon:
         self.start_all = start_all
         self.started_wall = clock()
         self.engine = Engine(
-            definitions(settings).values(),
+            group_definitions(settings).values(),
             wall_start=self.started_wall,
             time_scale=settings.time_scale,
             stats_window=settings.stats_window,
@@ -261,7 +239,7 @@ class Daemon:
         sockets = getattr(server, "sockets", None) or []
         self.control_port = sockets[0].getsockname()[1] if sockets else settings.control_port
         now = self.clock()
-        for dbid, entries in schedules(settings).items():
+        for dbid, entries in group_schedules(settings).items():
             self.scheduler.set_group(dbid, entries, now, initial=True)
         for name, coroutine in (
             ("ticker", self.ticker.run()),
@@ -581,7 +559,7 @@ class Daemon:
     def _apply_groups(self, new: Settings, now: float) -> list[str]:
         changed: list[str] = []
         current = self.engine.definitions
-        wanted = definitions(new)
+        wanted = group_definitions(new)
         if current.keys() != wanted.keys():
             self._phases_stale = True
         for dbid in current.keys() - wanted.keys():
@@ -598,7 +576,7 @@ class Daemon:
             elif current[dbid] != definition:
                 self.engine.update(definition)
                 changed.append(f"group {definition.identity.name} changed")
-        new_schedules = schedules(new)
+        new_schedules = group_schedules(new)
         for dbid in wanted:
             if self.scheduler.set_group(dbid, new_schedules.get(dbid, ()), now):
                 changed.append(f"schedule of {wanted[dbid].identity.name}")

@@ -4,7 +4,7 @@ Pure: the caller passes simulated time (``advance(now)``) and the random generat
 nothing here reads a clock, logs or does I/O. Events are plain tuples on one heap,
 agents and records are counts (no object per agent, record or call), and the windowed
 statistics of spec section 3 are differences of cumulative counters recorded at the
-boundaries of the window's buckets (``ocsd.stats.SnapshotRing``), so ``statistics(now)``
+boundaries of the window's buckets (``ocsd.core.statistics.SnapshotRing``), so ``statistics(now)``
 costs O(calling lists), whatever the traffic.
 
 [ocsd decisions], each with its constant below so it can be changed in one place:
@@ -76,11 +76,10 @@ import random
 from array import array
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
-from typing import TYPE_CHECKING
 
-from ocsd.campaign import Dialing
-from ocsd.genesys import GVP_MODES, SEIZING_MODES, DialMode, OptimizeBy
-from ocsd.stats import (
+from ocsd.core.genesys import GVP_MODES, SEIZING_MODES, DialMode, OptimizeBy
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.statistics import (
     GroupStatistics,
     ListStatistics,
     SnapshotRing,
@@ -89,9 +88,6 @@ from ocsd.stats import (
     ratio,
     time_to_complete,
 )
-
-if TYPE_CHECKING:
-    from ocsd.settings import Settings
 
 # -- model constants [ocsd decision] -----------------------------------------------------
 
@@ -206,22 +202,6 @@ class ListModel:
     def no_answer_rate(self) -> float:
         return max(0.0, 1.0 - self.live_answer_rate - self.answering_machine_rate - self.busy_rate)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, list_name: str) -> ListModel:
-        cl = settings.calling_lists[list_name]
-        return cls(
-            name=list_name,
-            dbid=cl.dbid,
-            records=cl.records,
-            live_answer_rate=cl.live_answer_rate,
-            answering_machine_rate=cl.answering_machine_rate,
-            busy_rate=cl.busy_rate,
-            ring_time=cl.ring_time,
-            no_answer_timeout=cl.no_answer_timeout,
-            max_attempts=cl.max_attempts,
-            redial_delay=cl.redial_delay,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class GroupModel:
@@ -246,39 +226,6 @@ class GroupModel:
     @property
     def records(self) -> int:
         return sum(lm.records for lm in self.lists)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, group_name: str) -> GroupModel:
-        """The model of a configured group, by name or DBID; ValueError names the known ones."""
-        name = resolve_group(settings, group_name)
-        group = settings.campaign_groups[name]
-        return cls(
-            name=name,
-            dbid=group.dbid,
-            lists=tuple(ListModel.from_settings(settings, ln) for ln in group.calling_lists),
-            agents=group.agents,
-            talk_time=group.talk_time,
-            wrap_up_time=group.wrap_up_time,
-            lines_per_agent=group.lines_per_agent,
-            ports=group.ports,
-            dialing=group.default_dialing().effective(),
-        )
-
-
-def resolve_group(settings: Settings, name_or_dbid: str) -> str:
-    """The configured group name for a name or a DBID; ValueError lists the configured ones."""
-    groups = settings.campaign_groups
-    if name_or_dbid in groups:
-        return name_or_dbid
-    text = name_or_dbid.strip()
-    for name, group in groups.items():
-        if text.isdigit() and group.dbid == int(text):
-            return name
-    for name in groups:
-        if name.lower() == text.lower():
-            return name
-    known = ", ".join(f"{name!r} (dbid {g.dbid})" for name, g in groups.items()) or "none"
-    raise ValueError(f"unknown campaign group {name_or_dbid!r}; configured: {known}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -721,8 +668,8 @@ class GroupSimulation:
 
         Called for every notification of every group, so the usual case (one calling
         list) is written out flat: no helper calls, comprehensions or keyword arguments,
-        and the fast constructors of ``ocsd.stats``. The values are those of
-        ``ocsd.stats.ratio`` and ``ocsd.stats.time_to_complete``, bit for bit.
+        and the fast constructors of ``ocsd.core.statistics``. The values are those of
+        ``ocsd.core.statistics.ratio`` and ``ocsd.core.statistics.time_to_complete``, bit for bit.
         """
         heap = self._heap
         if now != self._now or now >= self._next_roll or (heap and heap[0][0] <= now):

@@ -10,7 +10,7 @@ Every POST (any path) is a notification. The sink answers:
   going backwards, an action/status pair that does not fit).
 
 Every refusal is ``{"error": "<field>: <what> [<rule>]", "field": ..., "rule": ...,
-"problems": [...]}``. The rules live in :mod:`ocsd.validate`. The sink logs a one-line
+"problems": [...]}``. The rules live in :mod:`ocsd.receiver.validate`. The sink logs a one-line
 summary per message, can record every message with its verdict as JSON lines, and
 keeps serving whatever it gets.
 
@@ -36,9 +36,9 @@ from typing import IO, Any
 import orjson
 from aiohttp import web
 
-from ocsd.genesys import status_name
+from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
-from ocsd.validate import (
+from ocsd.receiver.validate import (
     LifeCycleChecker,
     Problem,
     action_name,
@@ -62,7 +62,7 @@ SERIES_POINTS = 600
 #: Characters of a body that is not JSON kept in the record.
 RAW_EXCERPT = 200
 
-log = get_logger("ocsd.sink")
+log = get_logger("ocsd.receiver.sink")
 
 STATIC_FILES = {
     "index.html": "text/html",
@@ -422,7 +422,7 @@ class Sink:
 
 
 def _load_static() -> dict[str, bytes]:
-    folder = resources.files("ocsd").joinpath("static")
+    folder = resources.files("ocsd.receiver").joinpath("static")
     return {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
 
 

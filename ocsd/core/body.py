@@ -7,18 +7,12 @@ from typing import Any
 
 import orjson
 
-from ocsd.campaign import Dialing, GroupIdentity
-from ocsd.genesys import Action, Actor, GroupStatus, is_predictive
-from ocsd.stats import GroupStatistics
+from ocsd.core.genesys import Action, Actor, GroupStatus, is_predictive
+from ocsd.core.identity import GroupIdentity, Tenant
+from ocsd.core.lifecycle import Dialing
+from ocsd.core.statistics import GroupStatistics
 
 USER_EVENT = "CampaignGroupState"
-UNKNOWN = "Unknown"  # spec 2: tenant fields default to "Unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    name: str = UNKNOWN
-    ccid: str = UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
-from ocsd.campaign import GroupIdentity
+from ocsd.core.identity import GroupIdentity
 
 
 @dataclass(frozen=True, slots=True)

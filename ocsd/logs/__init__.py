@@ -1,0 +1,6 @@
+"""Logging for every layer: structlog's configuration, the 81000/81001 trace lines and
+the redaction of credentials."""
+
+from ocsd.logs.setup import LogFormat, configure_logging, get_logger, trace_lines
+
+__all__ = ["LogFormat", "configure_logging", "get_logger", "trace_lines"]
