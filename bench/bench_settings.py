@@ -5,7 +5,7 @@
 The file is the one bench/scale.py writes (its ``write_config``: N groups, each with
 its own calling list). Prints the best and median CPU seconds (``time.process_time``)
 of the whole ``load_settings(path)``, and of its two phases (``parse_ini``, then
-``Settings()``), with the garbage collector enabled (as in the daemon) and disabled.
+``Settings(**values)``), with the garbage collector enabled (as in the daemon) and disabled.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale import write_config
 
-from ocsd.config.settings import Settings, _ini_in_use, load_settings, parse_ini
+from ocsd.config.ini import parse_ini
+from ocsd.config.settings import Settings, load_settings
 
 
 def write(path: Path, groups: int) -> None:
@@ -63,8 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         ini = parse_ini(text, str(path))
 
         def settings() -> Settings:
-            with _ini_in_use(ini):
-                return Settings()
+            return Settings(**ini.values)
 
         phases: list[tuple[str, Callable[[], object]]] = [
             ("load_settings(path)", lambda: load_settings(path)),

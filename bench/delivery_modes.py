@@ -38,9 +38,12 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ocsd.delivery.notifier import Notification, Notifier, ReliableNotifier
+from ocsd.delivery.notifier import Notification, Notifier
+from ocsd.delivery.ocs import OcsPolicy
 from ocsd.delivery.outbox import Outbox, Stored, next_seq
+from ocsd.delivery.reliable import ReliablePolicy
 from ocsd.delivery.signing import Signer, new_secret
+from ocsd.delivery.transport import Transport
 from ocsd.logs import configure_logging
 
 HERE = Path(__file__).resolve().parent
@@ -86,19 +89,12 @@ async def one_run(
     url: str, mode: str, signed: bool, count: int, pool: int, directory: str
 ) -> dict[str, Any]:
     signer = Signer(new_secret()) if signed else None
-    notifier: Notifier
+    reliable: ReliablePolicy | None = None
     if mode == "reliable":
         outbox = os.path.join(directory, f"outbox-{time.time_ns()}.sqlite3")
-        notifier = ReliableNotifier(
-            url,
-            10,
-            pool,
-            signer=signer,
-            outbox_path=outbox,
-            dead_letter_path=outbox + ".dead.jsonl",
-        )
-    else:
-        notifier = Notifier(url, 10, pool, signer=signer)
+        reliable = ReliablePolicy(outbox_path=outbox, dead_letter_path=outbox + ".dead.jsonl")
+    transport = Transport(url, 10, pool, signer=signer)
+    notifier = Notifier(transport, reliable if reliable is not None else OcsPolicy())
     await notifier.start()
     await asyncio.sleep(0.2)  # activation (reliable) and the pool's first connections
     notifications = [Notification("state", f"G{i}", 1000 + i % 1000, body(i)) for i in range(count)]
@@ -107,9 +103,9 @@ async def one_run(
         notifier.submit(notification)
     submit_s = time.perf_counter() - wall0
     flush_ms = None
-    if isinstance(notifier, ReliableNotifier):
+    if reliable is not None:
         started = time.perf_counter()
-        notifier.outbox.flush()
+        reliable.outbox.flush()
         flush_ms = (time.perf_counter() - started) * 1000
     while notifier.counters.sent["state"] < count:  # noqa: ASYNC110 - polling a counter
         await asyncio.sleep(0.005)

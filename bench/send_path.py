@@ -48,6 +48,8 @@ def notifier_alone(url: str, pool: int, duration: float, log_path: str) -> dict[
 
     from ocsd import logs
     from ocsd.delivery.notifier import Notifier
+    from ocsd.delivery.ocs import OcsPolicy
+    from ocsd.delivery.transport import Transport
     from ocsd.service.metrics import Metrics
 
     sys.stdout = open(log_path, "w")  # noqa: SIM115  (the 81001 lines go to a file)
@@ -56,9 +58,8 @@ def notifier_alone(url: str, pool: int, duration: float, log_path: str) -> dict[
     result: dict[str, Any] = {}
 
     async def main() -> None:
-        notifier = Notifier(
-            url, 10, pool, latency=Metrics().post_latency, builder=lambda _dbid: body
-        )
+        transport = Transport(url, 10, pool, latency=Metrics().post_latency)
+        notifier = Notifier(transport, OcsPolicy(), source=lambda _dbid: body)
         await notifier.start()
         groups = [(100_000 + i, f"Campaign {i:06d}@Agent Group {i:06d}") for i in range(20_000)]
 
@@ -86,9 +87,7 @@ def per_notification_work(groups: int) -> dict[str, float]:
     """CPU microseconds of each part of one notification's own work, cold caches."""
     from ocsd import logs
     from ocsd.config.settings import load_settings
-    from ocsd.core.genesys import Actor
-    from ocsd.core.lifecycle import Request
-    from ocsd.delivery.notifier import TEXT
+    from ocsd.core.genesys import PERIODIC_TEXT, Actor, Request
     from ocsd.service.daemon import Daemon
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +104,8 @@ def per_notification_work(groups: int) -> dict[str, float]:
         for _step in range(30):  # five simulated minutes, every group read every 10 s
             now[0] += 10
             for dbid in dbids:
-                daemon._periodic_body(dbid)
+                engine.bring_up_to_date(dbid, now[0])
+                daemon.feed.periodic_body(dbid)
         sys.stdout = open(Path(tmp) / "trace.log", "w")  # noqa: SIM115
         logs.configure_logging("json")
 
@@ -120,19 +120,24 @@ def per_notification_work(groups: int) -> dict[str, float]:
             return round(best, 2)
 
         def advance(dbid: int) -> None:
-            engine._catch_up(engine.by_dbid[dbid], engine.clock(now[0]))
+            engine.bring_up_to_date(dbid, now[0])
 
         def snapshot(dbid: int) -> None:
-            engine.periodic_one(dbid, now[0])
+            engine.bring_up_to_date(dbid, now[0])
+            engine.periodic_snapshot(dbid, now[0])
+
+        def body(dbid: int) -> None:  # what the tick and then the sender do per group
+            engine.bring_up_to_date(dbid, now[0])
+            daemon.feed.periodic_body(dbid)
 
         def trace(dbid: int) -> None:
             group = engine.by_dbid[dbid]
-            logs.trace_lines.write(81001, TEXT["periodic"], group.identity.name, "http://x/ocs")
+            logs.trace_lines.write(81001, PERIODIC_TEXT, group.identity.name, "http://x/ocs")
 
         figures = {
             "advance": per_group(advance),
             "advance + statistics + snapshot": per_group(snapshot),
-            "advance + statistics + snapshot + encoded body": per_group(daemon._periodic_body),
+            "advance + statistics + snapshot + encoded body": per_group(body),
             "81001 line": per_group(trace),
         }
         logs.trace_lines.flush()

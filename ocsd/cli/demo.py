@@ -75,7 +75,9 @@ def _quiet_filter(
     """Drops the per-message records; refusals and everything else stay."""
     import structlog
 
-    if event.get("msgid") in (81000, 81001) or event.get("event") == "notification received":
+    from ocsd.core.genesys import TRACE_MESSAGES
+
+    if event.get("msgid") in TRACE_MESSAGES or event.get("event") == "notification received":
         raise structlog.DropEvent
     return event
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
@@ -13,13 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ocsd.config.settings import ConfigError, describe_settings, load_settings
+from ocsd.config.settings import (
+    ConfigError,
+    Settings,
+    describe_settings,
+    environment_settings,
+    launch_settings,
+    load_settings,
+)
+from ocsd.core.genesys import (
+    GSW_AUTO_COMPLETION,
+)
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
-    return args.config or os.environ.get("OCSD_CONFIG") or None
+    return args.config or launch_settings().config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -82,37 +91,31 @@ CTL_REQUESTS = {
 }
 
 
-def _control_url(args: argparse.Namespace) -> str:
+def _control_settings(args: argparse.Namespace) -> Settings:
+    """The daemon's settings as ``ocsd ctl`` can know them: --config (or $OCSD_CONFIG,
+    else the embedded example) with the environment applied; the environment alone if
+    that file cannot be read."""
+    try:
+        return load_settings(_config_path(args))
+    except ConfigError:
+        return environment_settings()
+
+
+def _control_url(args: argparse.Namespace, settings: Settings) -> str:
     if args.url:
         return str(args.url).rstrip("/")
-    host = os.environ.get("OCSD_CONTROL_HOST", "127.0.0.1")
-    port = os.environ.get("OCSD_CONTROL_PORT", "8090")
-    path = _config_path(args)
-    if path and not (os.environ.get("OCSD_CONTROL_HOST") and os.environ.get("OCSD_CONTROL_PORT")):
-        try:
-            settings = load_settings(path)
-            host, port = settings.control_host, str(settings.control_port)
-        except ConfigError:
-            pass
+    host = settings.control_host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    return f"http://{host}:{port}"
+    return f"http://{host}:{settings.control_port}"
 
 
-def _control_token(args: argparse.Namespace) -> str | None:
-    """--token, else $OCSD_CONTROL_TOKEN, else control-token of --config/$OCSD_CONFIG."""
+def _control_token(args: argparse.Namespace, settings: Settings) -> str | None:
+    """--token, else [ocsd] control-token ($OCSD_CONTROL_TOKEN or the file)."""
     if args.token:
         return str(args.token)
-    if os.environ.get("OCSD_CONTROL_TOKEN"):
-        return os.environ["OCSD_CONTROL_TOKEN"]
-    path = _config_path(args)
-    if path:
-        try:
-            secret = load_settings(path).control_token
-            return secret.get_secret_value() if secret else None
-        except ConfigError:
-            return None
-    return None
+    secret = settings.control_token
+    return secret.get_secret_value() if secret is not None else None
 
 
 def _call(method: str, url: str, timeout: float, token: str | None = None) -> tuple[int, Any]:
@@ -132,8 +135,9 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
-    base = _control_url(args)
-    token = _control_token(args)
+    settings = _control_settings(args)
+    base = _control_url(args, settings)
+    token = _control_token(args, settings)
     try:
         if args.action == "status":
             url = f"{base}/campaigngroups" + (f"/{args.dbid}" if args.dbid else "")
@@ -147,7 +151,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
                 if value is not None:
                     query[name] = str(value)
             if getattr(args, "auto_complete", None) is not None:
-                query["GSW_AUTO_COMPLETION"] = "1" if args.auto_complete else "0"
+                query[GSW_AUTO_COMPLETION] = "1" if args.auto_complete else "0"
             url = f"{base}/campaigngroups/{args.dbid}?{urllib.parse.urlencode(query)}"
             code, data = _call("POST", url, args.timeout, token)
     except (urllib.error.URLError, OSError) as exc:

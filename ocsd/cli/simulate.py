@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from ocsd.config.definitions import group_model
-from ocsd.config.settings import ConfigError, Settings, load_settings
+from ocsd.config.settings import ConfigError, Settings, launch_settings, load_settings
 from ocsd.core.genesys import GVP_MODES, DialMode, OptimizeBy, is_predictive, label, parse_enum
 from ocsd.core.lifecycle import Dialing, DialingChange, validate_dialing
 from ocsd.core.simulation import GroupModel, GroupSimulation
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> tuple[GroupModel, Dialing, int, float, float]:
-    path = args.config or os.environ.get("OCSD_CONFIG") or None
+    path = args.config or launch_settings().config
     try:
         settings = load_settings(path)
     except ConfigError as exc:

@@ -102,3 +102,14 @@ def resolve_group(settings: Settings, name_or_dbid: str) -> str:
             return name
     known = ", ".join(f"{name!r} (dbid {g.dbid})" for name, g in groups.items()) or "none"
     raise ValueError(f"unknown campaign group {name_or_dbid!r}; configured: {known}")
+
+
+def shard_hint(settings: Settings) -> str:
+    """Said with an unknown DBID when this instance runs one shard of the groups."""
+    shard = settings.shard
+    if shard is None:
+        return ""
+    return (
+        f" in shard {shard} ([ocsd] shard): this instance runs the groups whose "
+        f"dbid mod {shard.of} = {shard.number - 1}"
+    )

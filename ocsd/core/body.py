@@ -7,12 +7,40 @@ from typing import Any
 
 import orjson
 
-from ocsd.core.genesys import Action, Actor, GroupStatus, is_predictive
+from ocsd.core.genesys import (
+    GSW_CALLING_LIST_DBID,
+    GSW_CALLING_LIST_NAME,
+    GSW_CALLING_LISTS,
+    GSW_CAMPAIGN_GROUP_ACTION,
+    GSW_CAMPAIGN_GROUP_ACTOR,
+    GSW_CAMPAIGN_GROUP_DBID,
+    GSW_CAMPAIGN_GROUP_NAME,
+    GSW_CAMPAIGN_GROUP_STATUS,
+    GSW_CAMPAIGN_GROUP_UUID,
+    GSW_CAMPAIGN_NAME,
+    GSW_CAMPAIGN_TEMPLATE_NAME,
+    GSW_DATE_TIME,
+    GSW_DIAL_MODE,
+    GSW_GROUP_NAME,
+    GSW_OPTIMIZE_BY,
+    GSW_OPTIMIZE_GOAL,
+    GSW_QUEUE_NAME,
+    GSW_STAT_BUSY_FACTOR,
+    GSW_STAT_HIT_RATIO,
+    GSW_STAT_OVERDIAL_RATE,
+    GSW_STAT_TIME_TO_COMPLETE,
+    GSW_TENANT_CCID,
+    GSW_TENANT_NAME,
+    GSW_USER_EVENT,
+    USER_EVENT,
+    Action,
+    Actor,
+    GroupStatus,
+    is_predictive,
+)
 from ocsd.core.identity import GroupIdentity, Tenant
 from ocsd.core.lifecycle import Dialing
 from ocsd.core.statistics import GroupStatistics
-
-USER_EVENT = "CampaignGroupState"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +72,8 @@ def _number(value: float | None) -> float | None:
 def build_body(snapshot: GroupSnapshot, tenant: Tenant) -> dict[str, Any]:
     """The JSON object of spec section 2; optional fields are left out, not null."""
     return {
-        "GSW_USER_EVENT": USER_EVENT,
-        "GSW_DATE_TIME": format_date_time(snapshot.at),
+        GSW_USER_EVENT: USER_EVENT,
+        GSW_DATE_TIME: format_date_time(snapshot.at),
         **_identity_fields(snapshot.identity, tenant),
         **_changing_fields(snapshot),
     }
@@ -54,17 +82,17 @@ def build_body(snapshot: GroupSnapshot, tenant: Tenant) -> dict[str, Any]:
 def _identity_fields(ident: GroupIdentity, tenant: Tenant) -> dict[str, Any]:
     """The fields that change only with the configuration: tenant and group identity."""
     fields: dict[str, Any] = {
-        "GSW_TENANT_NAME": tenant.name,
-        "GSW_TENANT_CCID": tenant.ccid,
-        "GSW_CAMPAIGN_GROUP_NAME": ident.name,
-        "GSW_CAMPAIGN_GROUP_UUID": ident.uuid,
-        "GSW_CAMPAIGN_GROUP_DBID": str(ident.dbid),
-        "GSW_GROUP_NAME": ident.group,
-        "GSW_CAMPAIGN_NAME": ident.campaign,
+        GSW_TENANT_NAME: tenant.name,
+        GSW_TENANT_CCID: tenant.ccid,
+        GSW_CAMPAIGN_GROUP_NAME: ident.name,
+        GSW_CAMPAIGN_GROUP_UUID: ident.uuid,
+        GSW_CAMPAIGN_GROUP_DBID: str(ident.dbid),
+        GSW_GROUP_NAME: ident.group,
+        GSW_CAMPAIGN_NAME: ident.campaign,
     }
     if ident.template is not None:
-        fields["GSW_CAMPAIGN_TEMPLATE_NAME"] = ident.template
-    fields["GSW_QUEUE_NAME"] = ident.queue
+        fields[GSW_CAMPAIGN_TEMPLATE_NAME] = ident.template
+    fields[GSW_QUEUE_NAME] = ident.queue
     return fields
 
 
@@ -73,23 +101,23 @@ def _changing_fields(snapshot: GroupSnapshot) -> dict[str, Any]:
     stats = snapshot.statistics
     fields: dict[str, Any] = {}
     if snapshot.status == GroupStatus.RUNNING and snapshot.dialing is not None:
-        fields["GSW_DIAL_MODE"] = int(snapshot.dialing.mode)
+        fields[GSW_DIAL_MODE] = int(snapshot.dialing.mode)
         if is_predictive(snapshot.dialing.mode):
-            fields["GSW_OPTIMIZE_BY"] = int(snapshot.dialing.optimize_by)
-            fields["GSW_OPTIMIZE_GOAL"] = int(snapshot.dialing.optimize_goal)
-    fields["GSW_CAMPAIGN_GROUP_STATUS"] = int(snapshot.status)
-    fields["GSW_CAMPAIGN_GROUP_ACTION"] = int(snapshot.action)
-    fields["GSW_CAMPAIGN_GROUP_ACTOR"] = int(snapshot.actor)
-    fields["GSW_STAT_BUSY_FACTOR"] = _number(stats.busy_factor)
-    fields["GSW_STAT_HIT_RATIO"] = _number(stats.hit_ratio)
-    fields["GSW_STAT_OVERDIAL_RATE"] = _number(stats.overdial_rate)
-    fields["GSW_STAT_TIME_TO_COMPLETE"] = _number(stats.time_to_complete)
-    fields["GSW_CALLING_LISTS"] = [
+            fields[GSW_OPTIMIZE_BY] = int(snapshot.dialing.optimize_by)
+            fields[GSW_OPTIMIZE_GOAL] = int(snapshot.dialing.optimize_goal)
+    fields[GSW_CAMPAIGN_GROUP_STATUS] = int(snapshot.status)
+    fields[GSW_CAMPAIGN_GROUP_ACTION] = int(snapshot.action)
+    fields[GSW_CAMPAIGN_GROUP_ACTOR] = int(snapshot.actor)
+    fields[GSW_STAT_BUSY_FACTOR] = _number(stats.busy_factor)
+    fields[GSW_STAT_HIT_RATIO] = _number(stats.hit_ratio)
+    fields[GSW_STAT_OVERDIAL_RATE] = _number(stats.overdial_rate)
+    fields[GSW_STAT_TIME_TO_COMPLETE] = _number(stats.time_to_complete)
+    fields[GSW_CALLING_LISTS] = [
         {
-            "GSW_CALLING_LIST_NAME": cl.name,
-            "GSW_CALLING_LIST_DBID": str(cl.dbid),
-            "GSW_STAT_HIT_RATIO": _number(cl.hit_ratio),
-            "GSW_STAT_TIME_TO_COMPLETE": _number(cl.time_to_complete),
+            GSW_CALLING_LIST_NAME: cl.name,
+            GSW_CALLING_LIST_DBID: str(cl.dbid),
+            GSW_STAT_HIT_RATIO: _number(cl.hit_ratio),
+            GSW_STAT_TIME_TO_COMPLETE: _number(cl.time_to_complete),
         }
         for cl in stats.calling_lists
     ]
@@ -101,7 +129,15 @@ def encode(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body)
 
 
-_HEAD = b'{"GSW_USER_EVENT":"' + USER_EVENT.encode() + b'","GSW_DATE_TIME":"'
+_HEAD = (
+    b'{"'
+    + GSW_USER_EVENT.encode()
+    + b'":"'
+    + USER_EVENT.encode()
+    + b'","'
+    + GSW_DATE_TIME.encode()
+    + b'":"'
+)
 
 
 class BodyEncoder:

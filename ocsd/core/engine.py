@@ -15,19 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocsd.core.body import GroupSnapshot
-from ocsd.core.genesys import Action, Actor, GroupStatus, label, status_name
+from ocsd.core.errors import NotFound
+from ocsd.core.genesys import Action, Actor, GroupStatus, Request, label, status_name
 from ocsd.core.identity import GroupIdentity
-from ocsd.core.lifecycle import CampaignGroup, Dialing, DialingChange, Request, Transition
+from ocsd.core.lifecycle import CampaignGroup, Dialing, DialingChange, Transition
 from ocsd.core.simulation import GroupModel, GroupSimulation
 from ocsd.core.statistics import GroupStatistics, no_data
 
 
-class UnknownGroup(KeyError):
-    """No configured Campaign Group has this DBID; ``hint`` says where it might be."""
+class UnknownGroup(NotFound):
+    """No configured Campaign Group has this DBID; the message says where it might be."""
 
     def __init__(self, dbid: int, hint: str = "") -> None:
-        super().__init__(dbid)
-        self.hint = hint
+        super().__init__(f"no Campaign Group with dbid {dbid}{hint}")
+        self.dbid = dbid
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +100,6 @@ class Engine:
         )
 
     # -- live reconfiguration ------------------------------------------------------------
-
-    def definition(self, dbid: int) -> GroupDefinition:
-        return self._definitions[dbid]
 
     @property
     def definitions(self) -> dict[int, GroupDefinition]:
@@ -177,6 +175,12 @@ class Engine:
         if simulation is not None:
             simulation.advance(sim_now)
             group.calls_in_progress = simulation.calls_in_progress
+
+    def bring_up_to_date(self, dbid: int, now: float) -> None:
+        """Advance one group's simulation to ``now`` (a no-op for an unknown group)."""
+        group = self._groups.get(dbid)
+        if group is not None:
+            self._catch_up(group, self.clock(now))
 
     def advance(self, now: float) -> list[GroupSnapshot]:
         """Step the groups whose state can change on its own; return what that caused.
@@ -268,21 +272,26 @@ class Engine:
         return [self._snapshot(group, t, sim_now) for t in transitions]
 
     def periodic(self, now: float) -> list[GroupSnapshot]:
-        """One periodic snapshot per loaded group (spec 1: active means loaded)."""
-        snapshots = (self.periodic_one(dbid, now) for dbid in self._groups)
-        return [snapshot for snapshot in snapshots if snapshot is not None]
+        """One periodic snapshot per loaded group at ``now`` (spec 1: active means loaded)."""
+        snapshots = []
+        for dbid in self._groups:
+            self.bring_up_to_date(dbid, now)
+            snapshot = self.periodic_snapshot(dbid, now)
+            if snapshot is not None:
+                snapshots.append(snapshot)
+        return snapshots
 
-    def periodic_one(self, dbid: int, now: float) -> GroupSnapshot | None:
-        """The periodic snapshot of one group at ``now``; None if it is not loaded (or gone).
+    def periodic_snapshot(self, dbid: int, now: float) -> GroupSnapshot | None:
+        """The periodic snapshot of one group, stamped ``now``, with the statistics as of
+        its simulation's last advance; None if it is not loaded (or gone).
 
-        Built when the notification is sent, so it is never built to be thrown away and
-        its statistics are the freshest.
+        Read-only: it changes nothing, so a sender may call it; the service keeps the
+        simulations advanced (:meth:`bring_up_to_date`, :meth:`advance`, :meth:`catch_up`).
         """
         group = self._groups.get(dbid)
         if group is None or not group.loaded:
             return None
-        sim_now = self.clock(now)
-        self._catch_up(group, sim_now)
+        simulation = self._simulations.get(dbid)
         return GroupSnapshot(
             identity=group.identity,
             status=group.status,
@@ -290,7 +299,11 @@ class Engine:
             action=Action.PERIODIC,
             actor=Actor.UNKNOWN,
             at=now,
-            statistics=self._statistics(group, sim_now),
+            statistics=(
+                no_data(group.identity)
+                if simulation is None
+                else simulation.statistics(simulation.now)
+            ),
         )
 
     def _statistics(self, group: CampaignGroup, sim_now: float) -> GroupStatistics:

@@ -1,15 +1,77 @@
-"""Genesys enumerations of the CampaignGroupState contract (spec section 4).
+"""Every Genesys name and number of the CampaignGroupState contract, in one place.
 
-This module owns every Genesys number ocsd emits; nothing else hard-codes them.
-The rules the spec leaves to ocsd (which dial-mode switches are allowed while
-running) live here too, so there is one obvious place to change them.
+The enumerations of spec section 4, the ``GSW_*`` field names of section 2, the
+request names of OCS's HTTP interface (section 5) and the trace messages 81000/81001
+(section 7). Body, validation, sink, logs and cli take them from here; nothing else
+hard-codes them. The rules the spec leaves to ocsd (which dial-mode switches are
+allowed while running) live here too, so there is one obvious place to change them.
 """
 
 from __future__ import annotations
 
 import re
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import TypeVar
+
+# -- the body (spec section 2) ------------------------------------------------------------
+
+#: ``GSW_USER_EVENT`` of every body.
+USER_EVENT = "CampaignGroupState"
+
+GSW_USER_EVENT = "GSW_USER_EVENT"
+GSW_DATE_TIME = "GSW_DATE_TIME"
+GSW_TENANT_NAME = "GSW_TENANT_NAME"
+GSW_TENANT_CCID = "GSW_TENANT_CCID"
+GSW_CAMPAIGN_GROUP_NAME = "GSW_CAMPAIGN_GROUP_NAME"
+GSW_CAMPAIGN_GROUP_UUID = "GSW_CAMPAIGN_GROUP_UUID"
+GSW_CAMPAIGN_GROUP_DBID = "GSW_CAMPAIGN_GROUP_DBID"
+GSW_GROUP_NAME = "GSW_GROUP_NAME"
+GSW_CAMPAIGN_NAME = "GSW_CAMPAIGN_NAME"
+GSW_CAMPAIGN_TEMPLATE_NAME = "GSW_CAMPAIGN_TEMPLATE_NAME"
+GSW_QUEUE_NAME = "GSW_QUEUE_NAME"
+GSW_DIAL_MODE = "GSW_DIAL_MODE"
+GSW_OPTIMIZE_BY = "GSW_OPTIMIZE_BY"
+GSW_OPTIMIZE_GOAL = "GSW_OPTIMIZE_GOAL"
+GSW_CAMPAIGN_GROUP_STATUS = "GSW_CAMPAIGN_GROUP_STATUS"
+GSW_CAMPAIGN_GROUP_ACTION = "GSW_CAMPAIGN_GROUP_ACTION"
+GSW_CAMPAIGN_GROUP_ACTOR = "GSW_CAMPAIGN_GROUP_ACTOR"
+GSW_STAT_BUSY_FACTOR = "GSW_STAT_BUSY_FACTOR"
+GSW_STAT_HIT_RATIO = "GSW_STAT_HIT_RATIO"
+GSW_STAT_OVERDIAL_RATE = "GSW_STAT_OVERDIAL_RATE"
+GSW_STAT_TIME_TO_COMPLETE = "GSW_STAT_TIME_TO_COMPLETE"
+GSW_CALLING_LISTS = "GSW_CALLING_LISTS"
+GSW_CALLING_LIST_NAME = "GSW_CALLING_LIST_NAME"
+GSW_CALLING_LIST_DBID = "GSW_CALLING_LIST_DBID"
+#: The request attribute that asks for auto-completion (spec section 5).
+GSW_AUTO_COMPLETION = "GSW_AUTO_COMPLETION"
+
+# -- the trace log messages (spec section 7) ---------------------------------------------
+
+MSG_STATE = 81000
+MSG_PERIODIC = 81001
+#: Texts of 81000 and 81001; ``{name}`` is the Campaign Group, ``{uri}`` the redacted URI.
+STATE_TEXT = (
+    "Sending HTTP status notification CampaignGroupState for Campaign Group {name} to {uri}"
+)
+PERIODIC_TEXT = (
+    "Sending periodic HTTP status notification CampaignGroupState for Campaign Group {name} "
+    "to {uri}"
+)
+TRACE_MESSAGES = frozenset({MSG_STATE, MSG_PERIODIC})
+
+
+class Request(StrEnum):
+    """Control requests, named as in OCS's HTTP interface (``?req=<value>``)."""
+
+    LOAD = "LoadCampaign"
+    START = "StartDialing"
+    SET_DIAL_MODE = "SetDialingMode"
+    STOP = "StopDialing"
+    UNLOAD = "UnloadCampaign"
+    FORCE_UNLOAD = "ForceUnloadCampaign"
+
+
+# -- the enumerations (spec section 4) ------------------------------------------------------
 
 
 class DialMode(IntEnum):

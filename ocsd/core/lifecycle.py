@@ -8,8 +8,9 @@ in; nothing here does I/O, so every transition is unit-testable with a fake cloc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from typing import Any
 
+from ocsd.core.errors import BadParameter, NotAllowed
 from ocsd.core.genesys import (
     LOADED_STATUSES,
     Action,
@@ -17,23 +18,13 @@ from ocsd.core.genesys import (
     DialMode,
     GroupStatus,
     OptimizeBy,
+    Request,
     dial_mode_switch_refusal,
     is_predictive,
     label,
     status_name,
 )
 from ocsd.core.identity import GroupIdentity
-
-
-class Request(StrEnum):
-    """Control requests, named as in OCS's HTTP interface (``?req=<value>``)."""
-
-    LOAD = "LoadCampaign"
-    START = "StartDialing"
-    SET_DIAL_MODE = "SetDialingMode"
-    STOP = "StopDialing"
-    UNLOAD = "UnloadCampaign"
-    FORCE_UNLOAD = "ForceUnloadCampaign"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +89,7 @@ class Transition:
     at: float
 
 
-class RequestRefused(Exception):
+class RequestRefused(NotAllowed):
     """A request the current status does not allow; the group is unchanged."""
 
     def __init__(self, request: Request, status: GroupStatus, reason: str) -> None:
@@ -107,13 +98,15 @@ class RequestRefused(Exception):
         self.reason = reason
         super().__init__(f"{request.value} refused in status {status_name(status)}: {reason}")
 
+    def detail(self) -> dict[str, Any]:
+        return {
+            "status": {"code": int(self.status), "name": status_name(self.status)},
+            "request": self.request.value,
+        }
 
-class InvalidParameter(ValueError):
+
+class InvalidParameter(BadParameter):
     """A request parameter that is wrong whatever the status (names the parameter)."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        self.parameter = parameter
-        super().__init__(f"{parameter}: {message}")
 
 
 def validate_dialing(dialing: Dialing) -> Dialing:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum
-from ocsd.core.lifecycle import DialingChange, Request
+from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
+from ocsd.core.lifecycle import DialingChange
 
 #: Commands a schedule may run, and the requests each one makes, in order.
 COMMANDS: dict[str, tuple[Request, ...]] = {

@@ -30,9 +30,24 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from ocsd.delivery.errors import OutboxError
+
+if TYPE_CHECKING:
+    from ocsd.delivery.notifier import Envelope
+
+__all__ = [
+    "DeadLetters",
+    "Outbox",
+    "OutboxError",
+    "Stored",
+    "dead_letter_record",
+    "next_seq",
+    "read_dead_letters",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -45,10 +60,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     created    REAL    NOT NULL       -- wall time it was produced
 )
 """
-
-
-class OutboxError(Exception):
-    """The outbox or the dead-letter file cannot be used (one line, names the path)."""
 
 
 @dataclass(slots=True)
@@ -278,6 +289,25 @@ class DeadLetters:
                     self._write(held)
         self.count -= len(taken)
         return taken
+
+
+def dead_letter_record(
+    envelope: Envelope, reason: str, detail: str, safe_uri: str
+) -> dict[str, Any]:
+    """The dead-letter line of a state notification given up: enough to re-send it."""
+    return {
+        "id": envelope.message_id,
+        "kind": "state",
+        "dbid": envelope.group_dbid,
+        "campaign_group": envelope.group_name,
+        "reason": reason,
+        "detail": detail,
+        "attempts": envelope.attempts,
+        "created": round(envelope.created, 3),
+        "dead_at": round(time.time(), 3),
+        "uri": safe_uri,
+        "body": envelope.body.decode("utf-8", "replace"),
+    }
 
 
 def read_dead_letters(path: str) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ from typing import IO, Any, Literal
 import orjson
 import structlog
 
+from ocsd.core.genesys import TRACE_MESSAGES
+
 LogFormat = Literal["json", "console", "genesys"]
 
 #: Genesys short-format level abbreviations.
@@ -51,7 +53,7 @@ class GenesysRenderer:
         msgid = event.pop("msgid", None)
         event.pop("timestamp", None)
         head = f"{stamp} {level} {msgid} {text}" if msgid is not None else f"{stamp} {level} {text}"
-        if msgid in (81000, 81001):
+        if msgid in TRACE_MESSAGES:
             return head  # the exact Genesys line; its fields are already in the text
         extra = " ".join(f"{key}={value}" for key, value in event.items())
         return f"{head} {extra}" if extra else head

@@ -36,7 +36,31 @@ from typing import IO, Any
 import orjson
 from aiohttp import web
 
-from ocsd.core.genesys import status_name
+from ocsd.core.genesys import (
+    GSW_CALLING_LIST_DBID,
+    GSW_CALLING_LIST_NAME,
+    GSW_CALLING_LISTS,
+    GSW_CAMPAIGN_GROUP_ACTION,
+    GSW_CAMPAIGN_GROUP_ACTOR,
+    GSW_CAMPAIGN_GROUP_DBID,
+    GSW_CAMPAIGN_GROUP_NAME,
+    GSW_CAMPAIGN_GROUP_STATUS,
+    GSW_CAMPAIGN_GROUP_UUID,
+    GSW_CAMPAIGN_NAME,
+    GSW_CAMPAIGN_TEMPLATE_NAME,
+    GSW_DATE_TIME,
+    GSW_DIAL_MODE,
+    GSW_GROUP_NAME,
+    GSW_OPTIMIZE_BY,
+    GSW_OPTIMIZE_GOAL,
+    GSW_QUEUE_NAME,
+    GSW_STAT_BUSY_FACTOR,
+    GSW_STAT_HIT_RATIO,
+    GSW_STAT_OVERDIAL_RATE,
+    GSW_STAT_TIME_TO_COMPLETE,
+    GSW_TENANT_NAME,
+    status_name,
+)
 from ocsd.logs import configure_logging, get_logger
 from ocsd.receiver.validate import (
     LifeCycleChecker,
@@ -81,10 +105,10 @@ SECURITY_HEADERS = {
 }
 ACTORS = {0: "unknown", 1: "client", 2: "schedule", 3: "OCS"}
 STATISTICS = (
-    ("busy_factor", "GSW_STAT_BUSY_FACTOR"),
-    ("hit_ratio", "GSW_STAT_HIT_RATIO"),
-    ("overdial_rate", "GSW_STAT_OVERDIAL_RATE"),
-    ("time_to_complete", "GSW_STAT_TIME_TO_COMPLETE"),
+    ("busy_factor", GSW_STAT_BUSY_FACTOR),
+    ("hit_ratio", GSW_STAT_HIT_RATIO),
+    ("overdial_rate", GSW_STAT_OVERDIAL_RATE),
+    ("time_to_complete", GSW_STAT_TIME_TO_COMPLETE),
 )
 
 
@@ -118,20 +142,20 @@ class Judgement:
 
 def summary(body: dict[str, Any]) -> str:
     """One line about a valid body: ``Renewals@Retention Team: StartDialing (9) by ...``."""
-    action = body.get("GSW_CAMPAIGN_GROUP_ACTION", -1)
-    status = body.get("GSW_CAMPAIGN_GROUP_STATUS", -1)
-    actor = ACTORS.get(body.get("GSW_CAMPAIGN_GROUP_ACTOR", -1), "?")
+    action = body.get(GSW_CAMPAIGN_GROUP_ACTION, -1)
+    status = body.get(GSW_CAMPAIGN_GROUP_STATUS, -1)
+    actor = ACTORS.get(body.get(GSW_CAMPAIGN_GROUP_ACTOR, -1), "?")
     what = "periodic" if action == 0 else f"{action_name(action)} by {actor}"
     text = f"{body.get('GSW_CAMPAIGN_GROUP_NAME')}: {what} -> {status_name(status)}"
-    if "GSW_DIAL_MODE" in body:
+    if GSW_DIAL_MODE in body:
         text += f", dial mode {body['GSW_DIAL_MODE']}"
     stats = [
         f"{short}={_fmt(body.get(key))}"
         for short, key in (
-            ("busy", "GSW_STAT_BUSY_FACTOR"),
-            ("hit", "GSW_STAT_HIT_RATIO"),
-            ("overdial", "GSW_STAT_OVERDIAL_RATE"),
-            ("ttc", "GSW_STAT_TIME_TO_COMPLETE"),
+            ("busy", GSW_STAT_BUSY_FACTOR),
+            ("hit", GSW_STAT_HIT_RATIO),
+            ("overdial", GSW_STAT_OVERDIAL_RATE),
+            ("ttc", GSW_STAT_TIME_TO_COMPLETE),
         )
     ]
     return f"{text}; {' '.join(stats)}"
@@ -165,13 +189,13 @@ class Board:
             "rule": first.rule if first else None,
             "field": first.field if first else None,
             "error": first.message if first else None,
-            "group": _text(body, "GSW_CAMPAIGN_GROUP_NAME"),
-            "dbid": _text(body, "GSW_CAMPAIGN_GROUP_DBID"),
-            "at": _text(body, "GSW_DATE_TIME"),
-            "action": _value(body, "GSW_CAMPAIGN_GROUP_ACTION"),
-            "status": _value(body, "GSW_CAMPAIGN_GROUP_STATUS"),
-            "actor": _value(body, "GSW_CAMPAIGN_GROUP_ACTOR"),
-            "dial_mode": _value(body, "GSW_DIAL_MODE"),
+            "group": _text(body, GSW_CAMPAIGN_GROUP_NAME),
+            "dbid": _text(body, GSW_CAMPAIGN_GROUP_DBID),
+            "at": _text(body, GSW_DATE_TIME),
+            "action": _value(body, GSW_CAMPAIGN_GROUP_ACTION),
+            "status": _value(body, GSW_CAMPAIGN_GROUP_STATUS),
+            "actor": _value(body, GSW_CAMPAIGN_GROUP_ACTOR),
+            "dial_mode": _value(body, GSW_DIAL_MODE),
             **{name: _value(body, key) for name, key in STATISTICS},
         }
         self.feed.append(item)
@@ -180,9 +204,9 @@ class Board:
         schema_valid = judgement.http_status in (200, 409)
         if body is None or not schema_valid:
             return
-        dbid = str(body["GSW_CAMPAIGN_GROUP_DBID"])
+        dbid = str(body[GSW_CAMPAIGN_GROUP_DBID])
         group = self.groups.get(dbid)
-        at = float(body["GSW_DATE_TIME"])
+        at = float(body[GSW_DATE_TIME])
         stale = first is not None and first.rule == "timestamp"
         if group is None:
             if len(self.groups) >= BOARD_GROUPS:
@@ -196,29 +220,29 @@ class Board:
         group.update(
             {
                 "dbid": dbid,
-                "name": body["GSW_CAMPAIGN_GROUP_NAME"],
-                "uuid": body["GSW_CAMPAIGN_GROUP_UUID"],
-                "campaign": body["GSW_CAMPAIGN_NAME"],
-                "group": body["GSW_GROUP_NAME"],
-                "template": body.get("GSW_CAMPAIGN_TEMPLATE_NAME"),
-                "queue": body["GSW_QUEUE_NAME"],
-                "tenant": body["GSW_TENANT_NAME"],
-                "status": body["GSW_CAMPAIGN_GROUP_STATUS"],
-                "dial_mode": body.get("GSW_DIAL_MODE"),
-                "optimize_by": body.get("GSW_OPTIMIZE_BY"),
-                "optimize_goal": body.get("GSW_OPTIMIZE_GOAL"),
-                "action": body["GSW_CAMPAIGN_GROUP_ACTION"],
-                "actor": body["GSW_CAMPAIGN_GROUP_ACTOR"],
+                "name": body[GSW_CAMPAIGN_GROUP_NAME],
+                "uuid": body[GSW_CAMPAIGN_GROUP_UUID],
+                "campaign": body[GSW_CAMPAIGN_NAME],
+                "group": body[GSW_GROUP_NAME],
+                "template": body.get(GSW_CAMPAIGN_TEMPLATE_NAME),
+                "queue": body[GSW_QUEUE_NAME],
+                "tenant": body[GSW_TENANT_NAME],
+                "status": body[GSW_CAMPAIGN_GROUP_STATUS],
+                "dial_mode": body.get(GSW_DIAL_MODE),
+                "optimize_by": body.get(GSW_OPTIMIZE_BY),
+                "optimize_goal": body.get(GSW_OPTIMIZE_GOAL),
+                "action": body[GSW_CAMPAIGN_GROUP_ACTION],
+                "actor": body[GSW_CAMPAIGN_GROUP_ACTOR],
                 "at": at,
                 "received": received,
                 "calling_lists": [
                     {
-                        "name": cl["GSW_CALLING_LIST_NAME"],
-                        "dbid": cl["GSW_CALLING_LIST_DBID"],
-                        "hit_ratio": cl["GSW_STAT_HIT_RATIO"],
-                        "time_to_complete": cl["GSW_STAT_TIME_TO_COMPLETE"],
+                        "name": cl[GSW_CALLING_LIST_NAME],
+                        "dbid": cl[GSW_CALLING_LIST_DBID],
+                        "hit_ratio": cl[GSW_STAT_HIT_RATIO],
+                        "time_to_complete": cl[GSW_STAT_TIME_TO_COMPLETE],
                     }
-                    for cl in body["GSW_CALLING_LISTS"]
+                    for cl in body[GSW_CALLING_LISTS]
                 ],
                 **{name: body[key] for name, key in STATISTICS},
             }
@@ -342,15 +366,15 @@ class Sink:
                 log.info(
                     "notification received",
                     summary=summary(body),
-                    campaign_group=body.get("GSW_CAMPAIGN_GROUP_NAME"),
-                    dbid=body.get("GSW_CAMPAIGN_GROUP_DBID"),
-                    status=body.get("GSW_CAMPAIGN_GROUP_STATUS"),
-                    action=body.get("GSW_CAMPAIGN_GROUP_ACTION"),
-                    actor=body.get("GSW_CAMPAIGN_GROUP_ACTOR"),
-                    busy_factor=body.get("GSW_STAT_BUSY_FACTOR"),
-                    hit_ratio=body.get("GSW_STAT_HIT_RATIO"),
-                    overdial_rate=body.get("GSW_STAT_OVERDIAL_RATE"),
-                    time_to_complete=body.get("GSW_STAT_TIME_TO_COMPLETE"),
+                    campaign_group=body.get(GSW_CAMPAIGN_GROUP_NAME),
+                    dbid=body.get(GSW_CAMPAIGN_GROUP_DBID),
+                    status=body.get(GSW_CAMPAIGN_GROUP_STATUS),
+                    action=body.get(GSW_CAMPAIGN_GROUP_ACTION),
+                    actor=body.get(GSW_CAMPAIGN_GROUP_ACTOR),
+                    busy_factor=body.get(GSW_STAT_BUSY_FACTOR),
+                    hit_ratio=body.get(GSW_STAT_HIT_RATIO),
+                    overdial_rate=body.get(GSW_STAT_OVERDIAL_RATE),
+                    time_to_complete=body.get(GSW_STAT_TIME_TO_COMPLETE),
                 )
         else:
             self.refused += 1
@@ -361,8 +385,8 @@ class Sink:
                 rule=first.rule,
                 field=first.field,
                 error=first.message,
-                campaign_group=body.get("GSW_CAMPAIGN_GROUP_NAME"),
-                dbid=body.get("GSW_CAMPAIGN_GROUP_DBID"),
+                campaign_group=body.get(GSW_CAMPAIGN_GROUP_NAME),
+                dbid=body.get(GSW_CAMPAIGN_GROUP_DBID),
             )
         return entry
 

@@ -56,6 +56,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from ocsd.core.genesys import (
+    GSW_CAMPAIGN_GROUP_ACTION,
+    GSW_CAMPAIGN_GROUP_DBID,
+    GSW_CAMPAIGN_GROUP_STATUS,
+    GSW_DATE_TIME,
+    GSW_DIAL_MODE,
+    GSW_OPTIMIZE_BY,
+    GSW_OPTIMIZE_GOAL,
     LOADED_STATUSES,
     Action,
     GroupStatus,
@@ -287,10 +294,7 @@ ACTION_NAMES = {
     Action.FORCE_UNLOAD: "ForceUnloadCampaign",
 }
 
-STATUS = "GSW_CAMPAIGN_GROUP_STATUS"
-ACTION = "GSW_CAMPAIGN_GROUP_ACTION"
-DATE_TIME = "GSW_DATE_TIME"
-DIALING = ("GSW_DIAL_MODE", "GSW_OPTIMIZE_BY", "GSW_OPTIMIZE_GOAL")
+DIALING = (GSW_DIAL_MODE, GSW_OPTIMIZE_BY, GSW_OPTIMIZE_GOAL)
 
 
 def action_name(action: int) -> str:
@@ -330,7 +334,7 @@ def action_status_problem(action: int, status: int) -> Problem | None:
     what = "a periodic notification is sent only for a loaded group" if action == 0 else ""
     return Problem(
         "action-status",
-        STATUS,
+        GSW_CAMPAIGN_GROUP_STATUS,
         f"{action_name(action)} leaves the group {_statuses(after)}, "
         f"the message says {_status(status)}" + (f"; {what}" if what else ""),
     )
@@ -355,14 +359,14 @@ class LifeCycleChecker:
 
     def check(self, body: Mapping[str, Any]) -> list[Problem]:
         """Judge one message against what came before it; remember it. [] when it fits."""
-        dbid = str(body.get("GSW_CAMPAIGN_GROUP_DBID"))
-        action = int(body.get(ACTION, -1))
-        raw_status = int(body.get(STATUS, GroupStatus.UNKNOWN))
+        dbid = str(body.get(GSW_CAMPAIGN_GROUP_DBID))
+        action = int(body.get(GSW_CAMPAIGN_GROUP_ACTION, -1))
+        raw_status = int(body.get(GSW_CAMPAIGN_GROUP_STATUS, GroupStatus.UNKNOWN))
         try:
             status = GroupStatus(raw_status)
         except ValueError:
             status = GroupStatus.UNKNOWN
-        at = _epoch(body.get(DATE_TIME))
+        at = _epoch(body.get(GSW_DATE_TIME))
         dialing = tuple(body.get(name) for name in DIALING) if DIALING[0] in body else None
         problems: list[Problem] = []
         pair = action_status_problem(action, raw_status)
@@ -376,8 +380,8 @@ class LifeCycleChecker:
             problems.append(
                 Problem(
                     "timestamp",
-                    DATE_TIME,
-                    f"{body.get(DATE_TIME)} is earlier than the previous message of this "
+                    GSW_DATE_TIME,
+                    f"{body.get(GSW_DATE_TIME)} is earlier than the previous message of this "
                     f"group ({previous.at:.3f}): the message is stale or the clock went back",
                 )
             )
@@ -402,7 +406,7 @@ class LifeCycleChecker:
                 return [
                     Problem(
                         "periodic-not-loaded",
-                        ACTION,
+                        GSW_CAMPAIGN_GROUP_ACTION,
                         f"periodic notification for a group that is not loaded: its last "
                         f"message left it {_status(known)}",
                     )
@@ -412,7 +416,7 @@ class LifeCycleChecker:
                 return [
                     Problem(
                         "transition",
-                        STATUS,
+                        GSW_CAMPAIGN_GROUP_STATUS,
                         f"periodic notification says {_status(status)}, but the last message "
                         f"left the group {_status(known)}: a change without its notification",
                     )
@@ -425,7 +429,7 @@ class LifeCycleChecker:
                 return [
                     Problem(
                         "transition",
-                        "GSW_DIAL_MODE",
+                        GSW_DIAL_MODE,
                         f"periodic notification shows dialing {_dialing(dialing)}, the last "
                         f"message said {_dialing(previous.dialing)}: a change without its "
                         "SetDialingMode (11) notification",
@@ -441,7 +445,7 @@ class LifeCycleChecker:
         return [
             Problem(
                 "transition",
-                ACTION,
+                GSW_CAMPAIGN_GROUP_ACTION,
                 f"{action_name(action)} is not allowed from {_status(known)} (the status the "
                 f"group's last message left it in); spec 5 allows it from {_statuses(before)}",
             )

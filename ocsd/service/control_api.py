@@ -17,12 +17,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ocsd.core.engine import UnknownGroup
-from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum, status_name
-from ocsd.core.lifecycle import DialingChange, InvalidParameter, Request, RequestRefused
+from ocsd.core.errors import BadParameter, NotAllowed, NotFound
+from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
+from ocsd.core.lifecycle import DialingChange
 from ocsd.logs import get_logger
 
-log = get_logger("ocsd.service.control_api")
+log = get_logger("ocsd.control")
 
 MAX_REQUEST_BYTES = 64 * 1024
 #: Paths answered without the control token: the liveness and readiness probes.
@@ -85,14 +85,8 @@ def _whole_number(text: str) -> bool:
 def _dbid(request: web.Request) -> int:
     text = request.match_info["dbid"]
     if not _whole_number(text) or len(text) > MAX_DBID_DIGITS:
-        raise _BadParameter("dbid", f"must be a number, got {text[:40]!r}")
+        raise BadParameter("dbid", f"must be a number, got {text[:40]!r}")
     return int(text)
-
-
-class _BadParameter(Exception):
-    def __init__(self, parameter: str, message: str) -> None:
-        self.parameter = parameter
-        super().__init__(f"{parameter}: {message}")
 
 
 async def _parameters(
@@ -105,16 +99,16 @@ async def _parameters(
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise _BadParameter("body", f"not valid JSON ({exc})") from None
+            raise BadParameter("body", f"not valid JSON ({exc})") from None
         if not isinstance(body, dict):
-            raise _BadParameter("body", "must be a JSON object")
+            raise BadParameter("body", "must be a JSON object")
         for key, value in body.items():
             if isinstance(value, dict | list) or value is None:
-                raise _BadParameter(str(key), "must be a string or a number")
+                raise BadParameter(str(key), "must be a string or a number")
             params[str(key).lower()] = str(value).lower() if isinstance(value, bool) else str(value)
     for key in params:
         if key not in accepted:
-            raise _BadParameter(
+            raise BadParameter(
                 key[:40], f"unknown parameter (accepted: {', '.join(sorted(accepted)) or 'none'})"
             )
     return params
@@ -124,11 +118,11 @@ def _request_kind(params: dict[str, str]) -> Request:
     value = params.get("req")
     accepted = ", ".join(r.value for r in Request)
     if not value:
-        raise _BadParameter("req", f"missing; one of {accepted}")
+        raise BadParameter("req", f"missing; one of {accepted}")
     for kind in Request:
         if kind.value.lower() == value.lower():
             return kind
-    raise _BadParameter("req", f"unknown request {value!r}; one of {accepted}")
+    raise BadParameter("req", f"unknown request {value!r}; one of {accepted}")
 
 
 def _dialing_change(params: dict[str, str]) -> DialingChange:
@@ -138,13 +132,13 @@ def _dialing_change(params: dict[str, str]) -> DialingChange:
         try:
             return parse_enum(enum, params[name])
         except ValueError as exc:
-            raise _BadParameter(name, str(exc)) from None
+            raise BadParameter(name, str(exc)) from None
 
     goal: int | None = None
     if "optimizegoal" in params:
         text = params["optimizegoal"].strip()
         if not _whole_number(text.removeprefix("-")) or len(text) > 12:
-            raise _BadParameter("optimizegoal", f"must be a whole number, got {text[:40]!r}")
+            raise BadParameter("optimizegoal", f"must be a whole number, got {text[:40]!r}")
         goal = int(text)
     return DialingChange(parsed("dialmode", DialMode), parsed("optimizeby", OptimizeBy), goal)
 
@@ -157,7 +151,7 @@ def _auto_complete(params: dict[str, str]) -> bool | None:
                 return True
             if value in ("0", "false", "no", "off"):
                 return False
-            raise _BadParameter(name, f"must be 1 or 0, got {params[name]!r}")
+            raise BadParameter(name, f"must be 1 or 0, got {params[name]!r}")
     return None
 
 
@@ -166,74 +160,43 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 async def show_group(request: web.Request) -> web.Response:
-    try:
-        return _json(request.app[CONTROLLER].group_view(_dbid(request)))
-    except _BadParameter as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
-    except UnknownGroup as exc:
-        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}{exc.hint}")
+    return _json(request.app[CONTROLLER].group_view(_dbid(request)))
 
 
 async def act_on_group(request: web.Request) -> web.Response:
-    try:
-        dbid = _dbid(request)
-        params = await _parameters(request)
-        kind = _request_kind(params)
-        change = _dialing_change(params)
-        auto = _auto_complete(params)
-        if kind not in (Request.START, Request.SET_DIAL_MODE) and not change.is_empty():
-            raise _BadParameter(
-                "dialmode",
-                f"{kind.value} takes no dialing parameters (StartDialing and SetDialingMode do)",
-            )
-        return _json(request.app[CONTROLLER].handle_request(dbid, kind, change, auto))
-    except _BadParameter as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
-    except InvalidParameter as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
-    except UnknownGroup as exc:
-        return _error(404, f"no Campaign Group with dbid {request.match_info['dbid']}{exc.hint}")
-    except RequestRefused as exc:
-        return _error(
-            409,
-            str(exc),
-            status={"code": int(exc.status), "name": status_name(exc.status)},
-            request=exc.request.value,
+    dbid = _dbid(request)
+    params = await _parameters(request)
+    kind = _request_kind(params)
+    change = _dialing_change(params)
+    auto = _auto_complete(params)
+    if kind not in (Request.START, Request.SET_DIAL_MODE) and not change.is_empty():
+        raise BadParameter(
+            "dialmode",
+            f"{kind.value} takes no dialing parameters (StartDialing and SetDialingMode do)",
         )
+    return _json(request.app[CONTROLLER].handle_request(dbid, kind, change, auto))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
-    try:
-        params = await _parameters(request, {"limit"})
-        limit = 100
-        if "limit" in params:
-            text = params["limit"].strip()
-            if not (_whole_number(text) and len(text) <= 6) or not (
-                1 <= int(text) <= MAX_DEAD_LETTERS_LISTED
-            ):
-                raise _BadParameter(
-                    "limit", f"must be 1..{MAX_DEAD_LETTERS_LISTED}, got {text[:40]!r}"
-                )
-            limit = int(text)
-    except _BadParameter as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
+    params = await _parameters(request, {"limit"})
+    limit = 100
+    if "limit" in params:
+        text = params["limit"].strip()
+        if not (_whole_number(text) and len(text) <= 6) or not (
+            1 <= int(text) <= MAX_DEAD_LETTERS_LISTED
+        ):
+            raise BadParameter("limit", f"must be 1..{MAX_DEAD_LETTERS_LISTED}, got {text[:40]!r}")
+        limit = int(text)
     return _json(await request.app[CONTROLLER].dead_letters(limit))
 
 
 async def resend_dead_letters(request: web.Request) -> web.Response:
     """Re-send every dead letter, or the one named by ``id``."""
-    try:
-        params = await _parameters(request, {"id"})
-        message_id = params.get("id")
-        if message_id is not None and not 1 <= len(message_id) <= 200:
-            raise _BadParameter("id", "must be a dead letter's id (1 to 200 characters)")
-        return _json(await request.app[CONTROLLER].resend_dead_letters(message_id))
-    except _BadParameter as exc:
-        return _error(400, str(exc), parameter=exc.parameter)
-    except LookupError as exc:
-        return _error(404, str(exc).strip("'\""))
-    except RuntimeError as exc:
-        return _error(409, str(exc))
+    params = await _parameters(request, {"id"})
+    message_id = params.get("id")
+    if message_id is not None and not 1 <= len(message_id) <= 200:
+        raise BadParameter("id", "must be a dead letter's id (1 to 200 characters)")
+    return _json(await request.app[CONTROLLER].resend_dead_letters(message_id))
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -285,10 +248,19 @@ async def _bearer_token(request: web.Request, handler: Any) -> web.StreamRespons
 
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn aiohttp's own HTTP errors (404 route, 405, 413) into JSON naming the problem."""
+    """The one place where failures become answers, every one JSON naming the problem:
+    the core's typed errors (400 bad parameter, 404 not found, 409 not allowed), aiohttp's
+    own (404 route, 405, 413), and anything else: a bug, logged with its traceback, a 500
+    without one."""
     try:
         response: web.StreamResponse = await handler(request)
         return response
+    except BadParameter as exc:
+        return _error(400, str(exc), parameter=exc.parameter)
+    except NotFound as exc:
+        return _error(404, str(exc).strip("'\""))
+    except NotAllowed as exc:
+        return _error(409, str(exc), **exc.detail())
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
     except web.HTTPMethodNotAllowed as exc:

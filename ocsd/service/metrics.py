@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -16,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ocsd.core.genesys import GroupStatus, status_name
+from ocsd.delivery.notifier import DeliveryCounters, DeliveryFigures
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LATENESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
@@ -44,38 +46,17 @@ class Metrics:
         self.registry.register(_DaemonCollector(source))
 
 
+@dataclass(frozen=True)
 class DaemonFigures:
     """What the collector reads from the daemon at scrape time."""
 
-    def __init__(
-        self,
-        sent: Counter[str],
-        failed: Counter[tuple[str, str]],
-        dropped: Counter[tuple[str, str]],
-        statuses: Counter[GroupStatus],
-        pending: int,
-        reloads: Counter[str],
-        ticks_skipped: int,
-        retried: Counter[str] | None = None,
-        dead_lettered: Counter[str] | None = None,
-        outbox_pending: int = 0,
-        dead_letters: int = 0,
-        delivery_stopped: bool = False,
-        delivery_mode: str = "ocs",
-    ) -> None:
-        self.sent = sent
-        self.failed = failed
-        self.dropped = dropped
-        self.statuses = statuses
-        self.pending = pending
-        self.reloads = reloads
-        self.ticks_skipped = ticks_skipped
-        self.retried = retried if retried is not None else Counter()
-        self.dead_lettered = dead_lettered if dead_lettered is not None else Counter()
-        self.outbox_pending = outbox_pending
-        self.dead_letters = dead_letters
-        self.delivery_stopped = delivery_stopped
-        self.delivery_mode = delivery_mode
+    counters: DeliveryCounters
+    delivery: DeliveryFigures
+    statuses: Counter[GroupStatus]
+    reloads: Counter[str]
+    ticks_skipped: int
+    delivery_mode: str = "ocs"
+    task_restarts: Counter[str] = field(default_factory=Counter)
 
 
 class _DaemonCollector(Collector):
@@ -91,14 +72,15 @@ class _DaemonCollector(Collector):
             "ocsd_notifications_sent", "Notifications the receiver accepted (2xx)", labels=["kind"]
         )
         for kind in ("state", "periodic"):
-            sent.add_metric([kind], figures.sent.get(kind, 0))
+            sent.add_metric([kind], figures.counters.sent.get(kind, 0))
         yield sent
         failed = CounterMetricFamily(
             "ocsd_notifications_failed",
-            "Notifications posted but not accepted, by reason (refused, timeout, HTTP status, ...)",
+            "Notifications posted but not accepted, by reason (refused, timeout, HTTP status, "
+            "internal error, ...)",
             labels=["kind", "reason"],
         )
-        for (kind, reason), count in sorted(figures.failed.items()):
+        for (kind, reason), count in sorted(figures.counters.failed.items()):
             failed.add_metric([kind, reason], count)
         yield failed
         dropped = CounterMetricFamily(
@@ -106,7 +88,7 @@ class _DaemonCollector(Collector):
             "Notifications never posted: backlog full, superseded, or shutdown",
             labels=["kind", "reason"],
         )
-        for (kind, reason), count in sorted(figures.dropped.items()):
+        for (kind, reason), count in sorted(figures.counters.dropped.items()):
             dropped.add_metric([kind, reason], count)
         yield dropped
         groups = GaugeMetricFamily(
@@ -119,7 +101,7 @@ class _DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "ocsd_notifications_pending",
             "Notifications queued or in flight",
-            value=figures.pending,
+            value=figures.delivery.pending,
         )
         reloads = CounterMetricFamily(
             "ocsd_config_reloads", "Configuration reloads, by result", labels=["result"]
@@ -138,30 +120,30 @@ class _DaemonCollector(Collector):
             labels=["kind"],
         )
         for kind in ("state", "periodic"):
-            retried.add_metric([kind], figures.retried.get(kind, 0))
+            retried.add_metric([kind], figures.counters.retried.get(kind, 0))
         yield retried
         dead = CounterMetricFamily(
             "ocsd_notifications_dead_lettered",
             "State notifications given up and written to the dead-letter file, by reason",
             labels=["reason"],
         )
-        for reason, count in sorted(figures.dead_lettered.items()):
+        for reason, count in sorted(figures.counters.dead_lettered.items()):
             dead.add_metric([reason], count)
         yield dead
         yield GaugeMetricFamily(
             "ocsd_outbox_pending",
             "State notifications in the outbox, not yet delivered (reliable delivery mode)",
-            value=figures.outbox_pending,
+            value=figures.delivery.outbox_pending,
         )
         yield GaugeMetricFamily(
             "ocsd_dead_letters",
             "Dead letters in the dead-letter file waiting for a re-send",
-            value=figures.dead_letters,
+            value=figures.delivery.dead_letters,
         )
         yield GaugeMetricFamily(
             "ocsd_delivery_stopped",
             "1 when the receiver answered 410 Gone: nothing is sent until the configuration changes",
-            value=1 if figures.delivery_stopped else 0,
+            value=1 if figures.delivery.stopped else 0,
         )
         mode = GaugeMetricFamily(
             "ocsd_delivery_mode",
@@ -171,3 +153,12 @@ class _DaemonCollector(Collector):
         for name in ("ocs", "reliable"):
             mode.add_metric([name], 1 if figures.delivery_mode == name else 0)
         yield mode
+        restarts = CounterMetricFamily(
+            "ocsd_task_restarts",
+            "Supervised tasks (senders, ticker, stepper, scheduler, file watcher) that died "
+            "and were restarted",
+            labels=["task"],
+        )
+        for task, count in sorted(figures.task_restarts.items()):
+            restarts.add_metric([task], count)
+        yield restarts

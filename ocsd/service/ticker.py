@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from ocsd.logs import get_logger
 
-log = get_logger("ocsd.service.ticker")
+log = get_logger("ocsd.service")
 
 
 class _Grid:
@@ -69,8 +69,6 @@ class Ticker(_Grid):
         """``on_tick(lateness_seconds)`` must not block: it snapshots and queues, no I/O."""
         super().__init__(interval)
         self._on_tick = on_tick
-        self.lateness: list[float] = []  # recent lateness samples, seconds
-        self._max_samples = 1000
 
     async def _run_grid(
         self, loop: asyncio.AbstractEventLoop, interval: float, anchor: float
@@ -88,17 +86,11 @@ class Ticker(_Grid):
                 step += missed
                 log.warning("periodic ticks skipped", missed=missed, lateness_s=round(lateness, 3))
                 continue
-            self._record(lateness)
+            self.ticks += 1
             try:
                 self._on_tick(lateness)
             except Exception:
                 log.exception("periodic tick failed")
-
-    def _record(self, lateness: float) -> None:
-        self.ticks += 1
-        self.lateness.append(lateness)
-        if len(self.lateness) > self._max_samples:
-            del self.lateness[: len(self.lateness) - self._max_samples]
 
 
 #: Target width of one phase slot of :class:`PhasedTicker`, seconds.

@@ -162,7 +162,7 @@ def test_environment_mistake_names_the_variable(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("OCSD_RETRY_SCHEDULE", "0.5, 1 ,2")
     monkeypatch.setenv("OCSD_WEBHOOK_SECRET", SECRET)
     settings = load_settings(path)
-    assert settings.retry_delays == (0.5, 1.0, 2.0) and settings.attempts_allowed == 4
+    assert settings.retry_schedule == (0.5, 1.0, 2.0) and settings.attempts_allowed == 4
     assert SECRET not in repr(settings)
 
 
@@ -243,7 +243,7 @@ async def test_a_broken_file_reloaded_changes_nothing(
         for mistake in MISTAKES:
             rewrite_ini(path, with_line(VALID, mistake[1], mistake[2])[0])
             assert not await daemon.reload("test")
-        assert daemon.reload_results["refused"] == len(MISTAKES)
+        assert daemon.state.reload_results["refused"] == len(MISTAKES)
         assert daemon.notifier is notifier and daemon.settings.campaigngroup_states_uri == (
             receiver.url
         )

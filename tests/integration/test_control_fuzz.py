@@ -46,7 +46,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core import NOT_SET
 
-from ocsd.core.lifecycle import Request
+from ocsd.core.genesys import Request
 
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

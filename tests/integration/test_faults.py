@@ -218,7 +218,9 @@ async def assert_reliable_delivery(h: Harness, receiver: FaultReceiver, within: 
         within=within,
         what="every state notification accepted",
     )
-    await eventually(lambda: h.daemon.notifier.outbox_pending == 0, what="the outbox emptied")
+    await eventually(
+        lambda: h.daemon.notifier.figures().outbox_pending == 0, what="the outbox emptied"
+    )
     await receiver.settle(0.3)
     accepted = [r for r in receiver.accepted if is_state(r)]
     ids = [header(r, "webhook-id") for r in accepted]
@@ -450,20 +452,22 @@ async def test_reliable_retry_after_and_client_errors(harness, make_fault_receiv
     assert header(first, "webhook-timestamp") is not None
 
     await h.run_script(SCRIPT[1:2])
-    await eventually(lambda: h.daemon.notifier.dead_letter_count == 1, what="400 dead-lettered")
+    await eventually(
+        lambda: h.daemon.notifier.figures().dead_letters == 1, what="400 dead-lettered"
+    )
     assert h.daemon.notifier.counters.dead_lettered["HTTP 400"] == 1
     assert answered[("102", 7)] == 1, "a 400 was retried"
 
     receiver.set_behaviour("status410")
     await h.run_script(SCRIPT[2:4])
-    await eventually(lambda: h.daemon.notifier.stopped, what="delivery stopped on 410")
+    await eventually(lambda: h.daemon.notifier.figures().stopped, what="delivery stopped on 410")
     await receiver.settle(1.0)
     attempts = receiver.count()
     await h.run_script(SCRIPT[4:])
     await receiver.settle(0.7)
     assert receiver.count() == attempts, "something was sent after 410 Gone"
     assert "ocsd_delivery_stopped 1.0" in await h.metrics()
-    assert h.daemon.notifier.outbox_pending == 4  # 9, 9, 11, 10 wait in the outbox
+    assert h.daemon.notifier.figures().outbox_pending == 4  # 9, 9, 11, 10 wait in the outbox
     # a configuration change (a new URI, here the same receiver under another path) resumes
     receiver.set_behaviour("ok")
     await h.reconfigure(OCServer={"campaigngroup-states-uri": receiver.url_for("/v2/state")})

@@ -190,9 +190,7 @@ async def test_template_absent_and_configured_uuid(start_daemon, receiver, ini_s
     await ocsd.control.ok(102, "LoadCampaign")
     await ocsd.control.ok(102, "StartDialing")  # configured default: progressive
     await ocsd.control.ok(103, "LoadCampaign")
-    await ocsd.control.ok(
-        103, "StartDialing"
-    )  # configured default: predictive-gvp, overdial 3
+    await ocsd.control.ok(103, "StartDialing")  # configured default: predictive-gvp, overdial 3
     b_load, b_start = (r.json for r in await receiver.wait_for(2, receiver.state_of(102)))
     c_load, c_start = (r.json for r in await receiver.wait_for(2, receiver.state_of(103)))
 
@@ -284,7 +282,7 @@ async def test_start_all_starts_a_group_that_was_already_loaded(
     first; its StartDialing still goes through, so every group ends up running."""
     ocsd = await start_daemon(ini_sections(receiver.url))
     await ocsd.control.ok(101, "LoadCampaign")
-    await ocsd.daemon._start_all()  # what `ocsd run --start-all` runs once started
+    await ocsd.daemon.feed.start_all()  # what `ocsd run --start-all` runs once started
     for dbid in (101, 102, 103):
         assert (await ocsd.control.group(dbid))["status"]["name"] == "Running", dbid
     await receiver.wait_for(1, lambda r: r.dbid == "101" and r.action == 9 and r.actor == 2)

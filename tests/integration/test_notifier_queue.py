@@ -10,7 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from ocsd.delivery.notifier import Notification, Notifier, ReliableNotifier
+from ocsd.delivery.notifier import DeliveryPolicy, Notification, Notifier
+from ocsd.delivery.ocs import OcsPolicy
+from ocsd.delivery.reliable import ReliablePolicy
+from ocsd.delivery.transport import Transport
 
 LOCALHOST = "127.0.0.1"
 
@@ -36,7 +39,7 @@ class SlowReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOCALHOST, 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = self._runner.addresses[0][1]
         self.url = f"http://{LOCALHOST}:{port}/ocs"
 
     async def stop(self) -> None:
@@ -73,7 +76,7 @@ async def test_a_periodic_body_is_built_when_sent_and_not_at_all_for_an_unloaded
         stamp += 1
         return json.dumps({"GSW_CAMPAIGN_GROUP_DBID": str(dbid), "n": stamp}).encode()
 
-    notifier = Notifier(slow_receiver.url, 2.0, 1, builder=build)
+    notifier = Notifier(Transport(slow_receiver.url, 2.0, 1), OcsPolicy(), source=build)
     await notifier.start()
     try:
         for dbid in (1, 2, 3):
@@ -91,9 +94,9 @@ async def test_a_periodic_body_is_built_when_sent_and_not_at_all_for_an_unloaded
     assert dropped[("periodic", "superseded by a newer periodic notification")] == 5
 
 
-@pytest.mark.parametrize("notifier_class", [Notifier, ReliableNotifier])
+@pytest.mark.parametrize("mode", ["ocs", "reliable"])
 async def test_under_overload_every_group_is_served_in_turn(
-    slow_receiver: SlowReceiver, notifier_class: type[Notifier], tmp_path
+    slow_receiver: SlowReceiver, mode: str, tmp_path
 ) -> None:
     """8 groups due every 0.1 s, one connection answering in 0.05 s: 2 of 8 fit per
     round. A group due again while it waits keeps its place, so no group starves."""
@@ -101,15 +104,15 @@ async def test_under_overload_every_group_is_served_in_turn(
     def build(dbid: int) -> bytes:
         return json.dumps({"GSW_CAMPAIGN_GROUP_DBID": str(dbid)}).encode()
 
-    options = (
-        {
-            "outbox_path": str(tmp_path / "outbox.sqlite3"),
-            "dead_letter_path": str(tmp_path / "dead.jsonl"),
-        }
-        if notifier_class is ReliableNotifier
-        else {}
+    policy: DeliveryPolicy = (
+        ReliablePolicy(
+            outbox_path=str(tmp_path / "outbox.sqlite3"),
+            dead_letter_path=str(tmp_path / "dead.jsonl"),
+        )
+        if mode == "reliable"
+        else OcsPolicy()
     )
-    notifier = notifier_class(slow_receiver.url, 2.0, 1, builder=build, **options)
+    notifier = Notifier(Transport(slow_receiver.url, 2.0, 1), policy, source=build)
     await notifier.start()
     try:
         for _round in range(16):

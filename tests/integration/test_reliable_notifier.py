@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 from conftest import LOCALHOST, RECEIVER_PATH, eventually
 
-import ocsd.delivery.notifier as notifier_module
-from ocsd.delivery.notifier import Notification, ReliableNotifier, retry_after_seconds
+import ocsd.delivery.backlog as backlog_module
+from ocsd.delivery.notifier import Notification, Notifier
 from ocsd.delivery.outbox import Outbox, OutboxError, read_dead_letters
+from ocsd.delivery.reliable import ReliablePolicy
+from ocsd.delivery.transport import RETRY_AFTER_CAP, Transport, retry_after_seconds
 
 
 def free_port() -> int:
@@ -59,11 +61,12 @@ def header(received: Any, name: str) -> str | None:
 
 @pytest.fixture
 async def make_notifier(tmp_path: Path):
-    """``await make_notifier(uri, pool_size=2, **options)``: a started ReliableNotifier
-    (retry schedule 0.1, 0.2 s); closed after the test unless the test closed it."""
-    made: list[ReliableNotifier] = []
+    """``await make_notifier(uri, pool_size=2, **options)``: a started Notifier with the
+    reliable policy (retry schedule 0.1, 0.2 s; ``notifier.policy`` is the ReliablePolicy);
+    closed after the test unless the test closed it."""
+    made: list[Notifier] = []
 
-    async def make(uri: str, pool_size: int = 2, **options: Any) -> ReliableNotifier:
+    async def make(uri: str, pool_size: int = 2, **options: Any) -> Notifier:
         options = {
             "retry_schedule": (0.1, 0.2),
             "max_attempts": 1000,
@@ -71,14 +74,16 @@ async def make_notifier(tmp_path: Path):
             "dead_letter_path": str(tmp_path / "dead.jsonl"),
             **options,
         }
-        notifier = ReliableNotifier(uri, 0.5, pool_size, **options)
+        signer = options.pop("signer", None)
+        transport = Transport(uri, 0.5, pool_size, signer=signer)
+        notifier = Notifier(transport, ReliablePolicy(**options))
         await notifier.start()
         made.append(notifier)
         return notifier
 
     yield make
     for notifier in made:
-        if not notifier.outbox.closed:
+        if not notifier.policy.outbox.closed:
             await notifier.close(0.5)
 
 
@@ -122,7 +127,7 @@ async def test_recorded_before_sent_and_deleted_after(make_notifier, make_fault_
         notifier.submit(state(n % 2 + 1, n))
     await receiver.wait_for(5)
     assert stored_at_arrival == [True] * 5
-    await eventually(lambda: notifier.outbox_pending == 0, what="rows deleted after 2xx")
+    await eventually(lambda: notifier.figures().outbox_pending == 0, what="rows deleted after 2xx")
     with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM outbox").fetchone() == (0,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -135,15 +140,15 @@ async def test_kept_across_a_restart_with_the_same_ids(make_notifier, make_fault
     for n in range(4):
         first.submit(state(7, n))
     await asyncio.sleep(0.3)
-    ids = [row.message_id for row in first.outbox.load(0, 100)]
+    ids = [row.message_id for row in first.policy.outbox.load(0, 100)]
     await first.close(0.5)
-    assert first.outbox.count == 4
+    assert first.policy.outbox.count == 4
     receiver = await make_fault_receiver(port=port)
     second = await make_notifier(uri)
     received = await receiver.wait_for(4, within=3)
     assert [header(r, "webhook-id") for r in received] == ids
     assert [key(r)[1] for r in received] == [0, 1, 2, 3]
-    await eventually(lambda: second.outbox_pending == 0)
+    await eventually(lambda: second.figures().outbox_pending == 0)
 
 
 async def test_one_process_per_outbox(tmp_path: Path) -> None:
@@ -174,15 +179,15 @@ async def test_one_process_per_outbox(tmp_path: Path) -> None:
 async def test_beyond_the_memory_bound_they_wait_on_disk(
     make_notifier, make_fault_receiver, monkeypatch
 ):
-    monkeypatch.setattr(notifier_module, "RELIABLE_IN_MEMORY", 4)
+    monkeypatch.setattr(backlog_module, "RELIABLE_IN_MEMORY", 4)
     port = free_port()
     notifier = await make_notifier(f"http://{LOCALHOST}:{port}{RECEIVER_PATH}")
     for n in range(30):
         notifier.submit(state(n % 3 + 1, n))
         notifier.submit(periodic(n % 3 + 1, n))
     await asyncio.sleep(0.3)
-    assert notifier._in_memory <= 4
-    assert notifier.outbox_pending == 30
+    assert notifier.policy.backlog.in_memory <= 4
+    assert notifier.figures().outbox_pending == 30
     receiver = await make_fault_receiver(port=port)
     await receiver.wait_for(30, lambda r: r.json["GSW_CAMPAIGN_GROUP_ACTION"] == 7, within=5)
     states = [key(r) for r in receiver.received if r.json["GSW_CAMPAIGN_GROUP_ACTION"] == 7]
@@ -205,12 +210,12 @@ async def test_dead_letter_after_the_last_attempt(make_notifier, make_fault_rece
     assert record["body"].encode() == state(5, 0).body
     assert record["id"] == header(receiver.received[0], "webhook-id")
     assert notifier.counters.dead_lettered["HTTP 500"] == 1
-    assert notifier.dead_letter_count == 1
+    assert notifier.figures().dead_letters == 1
     receiver.answer_for = None
-    assert [r["id"] for r in await notifier.resend([record["id"]])] == [record["id"]]
+    assert [r["id"] for r in await notifier.policy.resend([record["id"]])] == [record["id"]]
     again = await receiver.wait_for(2, lambda r: r.behaviour == "ok")
     assert header(again[-1], "webhook-id") == record["id"], "a re-send keeps its webhook-id"
-    assert notifier.dead_letter_count == 0
+    assert notifier.figures().dead_letters == 0
 
 
 async def test_periodic_ones_are_coalesced_during_an_outage(make_notifier, make_fault_receiver):
@@ -235,7 +240,7 @@ async def test_periodic_ones_are_coalesced_during_an_outage(make_notifier, make_
 def test_retry_after_values() -> None:
     assert retry_after_seconds("120") == 120
     assert retry_after_seconds(" 0 ") == 0
-    assert retry_after_seconds("99999999999999") == notifier_module.RETRY_AFTER_CAP
+    assert retry_after_seconds("99999999999999") == RETRY_AFTER_CAP
     now = datetime.now(UTC)
     assert (
         58
@@ -248,24 +253,21 @@ def test_retry_after_values() -> None:
 
 
 async def test_backoff_follows_the_schedule_with_jitter(tmp_path: Path) -> None:
-    notifier = ReliableNotifier(
-        "http://127.0.0.1:9/x",
-        1,
-        1,
+    policy = ReliablePolicy(
         retry_schedule=(1, 2, 5),
         outbox_path=str(tmp_path / "o.sqlite3"),
         dead_letter_path=str(tmp_path / "d.jsonl"),
         rng=random.Random(7),
     )
     try:
-        assert notifier.max_attempts == 4
+        assert policy.max_attempts == 4
         for attempts, base in ((1, 1), (2, 2), (3, 5), (4, 5), (9, 5)):
-            delays = [notifier._delay(attempts, None) for _ in range(200)]
+            delays = [policy._delay(attempts, None) for _ in range(200)]
             assert base * 0.8 <= min(delays) and max(delays) <= base * 1.2
             assert max(delays) - min(delays) > base * 0.2, "no jitter"
-        assert notifier._delay(1, 30) == 30, "Retry-After wins when longer"
+        assert policy._delay(1, 30) == 30, "Retry-After wins when longer"
     finally:
-        notifier.outbox.close()
+        policy.outbox.close()
 
 
 async def test_a_receiver_back_gets_what_waited_for_it_at_once(make_notifier, make_fault_receiver):

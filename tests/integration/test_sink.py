@@ -356,8 +356,9 @@ async def test_every_body_a_real_daemon_sends_is_valid_over_a_full_life_cycle(
         )
 
     async with daemon_posting_to(sink_server.url, write_ini, ini_sections) as daemon:
-        ask = daemon.handle_request
-        from ocsd.core.lifecycle import DialingChange, Request
+        ask = daemon.control.handle_request
+        from ocsd.core.genesys import Request
+        from ocsd.core.lifecycle import DialingChange
 
         for dbid in (101, 102, 103):
             ask(dbid, Request.LOAD, DialingChange(), None)

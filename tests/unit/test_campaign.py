@@ -6,14 +6,13 @@ import itertools
 
 import pytest
 
-from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy, Request
 from ocsd.core.identity import CallingListIdentity, GroupIdentity
 from ocsd.core.lifecycle import (
     CampaignGroup,
     Dialing,
     DialingChange,
     InvalidParameter,
-    Request,
     RequestRefused,
     Transition,
     validate_dialing,

@@ -8,9 +8,9 @@ import pytest
 
 from ocsd.core.body import GroupSnapshot
 from ocsd.core.engine import Engine, GroupDefinition, UnknownGroup
-from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy, Request
 from ocsd.core.identity import CallingListIdentity, GroupIdentity
-from ocsd.core.lifecycle import Dialing, DialingChange, Request, RequestRefused
+from ocsd.core.lifecycle import Dialing, DialingChange, RequestRefused
 from ocsd.core.simulation import GroupModel, ListModel
 
 NOW = 1763912345.5

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ocsd.core.genesys import DialMode, OptimizeBy
-from ocsd.core.lifecycle import DialingChange, Request
+from ocsd.core.genesys import DialMode, OptimizeBy, Request
+from ocsd.core.lifecycle import DialingChange
 from ocsd.core.schedule import ScheduleError, parse_schedule
 
 UTC = ZoneInfo("UTC")

@@ -24,18 +24,20 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from ocsd.config import settings as settings_module
-from ocsd.config.settings import (
+from ocsd.config.ini import (
     GROUP_PREFIX,
     LIST_PREFIX,
     SECTION_OPTIONS,
+    IniFile,
+    _canonical_section,
+    parse_ini,
+    read_ini,
+)
+from ocsd.config.settings import (
     CallingListSettings,
     CampaignGroupSettings,
     ConfigError,
-    IniFile,
-    _canonical_section,
     load_settings,
-    parse_ini,
-    read_ini,
 )
 
 PATH = "/etc/ocsd/ocsd.ini"

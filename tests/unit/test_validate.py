@@ -10,14 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocsd.core.body import GroupSnapshot, build_body
-from ocsd.core.genesys import LOADED_STATUSES, Action, Actor, DialMode, GroupStatus, OptimizeBy
+from ocsd.core.genesys import (
+    LOADED_STATUSES,
+    Action,
+    Actor,
+    DialMode,
+    GroupStatus,
+    OptimizeBy,
+    Request,
+)
 from ocsd.core.identity import GroupIdentity, Tenant
 from ocsd.core.lifecycle import (
     CampaignGroup,
     Dialing,
     DialingChange,
     InvalidParameter,
-    Request,
     RequestRefused,
 )
 from ocsd.core.statistics import GroupStatistics

@@ -1,0 +1,468 @@
+"""The settings model: every option of ocsd, its type, default and allowed range.
+
+Parsed once, here, into typed values (a retry schedule is a tuple of seconds, a shard a
+:class:`Shard`), so nothing downstream parses an option again. Cross-field mistakes
+raise :class:`PlacedError` naming the field, so the message can name the INI line.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum
+from ocsd.core.lifecycle import Dialing, validate_dialing
+from ocsd.core.schedule import Entry, parse_schedule
+from ocsd.delivery.signing import SecretError, decode_secret
+from ocsd.logs.redact import redact_uri
+
+ENV_PREFIX = "OCSD_"
+#: Namespace of the UUIDs derived from DBIDs; never change it, receivers key on the UUIDs.
+UUID_NAMESPACE = uuid.UUID("6f1d3c2a-6b7e-5d1c-9a0e-0c5d0e0a7c11")
+
+#: Options whose value is a secret: never logged, printed as *** by check-config.
+SECRET_FIELDS = frozenset({"webhook_secret", "control_token"})
+#: Bounds of retry-schedule delays (seconds) and of its number of entries.
+MAX_RETRY_DELAY = 86_400.0
+MAX_RETRY_STEPS = 100
+#: Shortest control-token accepted.
+MIN_TOKEN_LENGTH = 16
+#: A shard, K/N; the digits are bounded so int() never meets a huge number.
+_SHARD = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*")
+
+
+class ConfigError(Exception):
+    """A configuration mistake, as one line that names where it is."""
+
+
+def derive_uuid(dbid: int) -> str:
+    """The stable UUID of a group that has none configured (spec 2: derived from the DBID)."""
+    return str(uuid.uuid5(UUID_NAMESPACE, f"campaign-group/{dbid}"))
+
+
+class Shard(NamedTuple):
+    """``[ocsd] shard = K/N``: this instance is shard K of N; it runs the groups whose
+    dbid mod N is K - 1, so N instances can share one file."""
+
+    number: int  # K, from 1
+    of: int  # N
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.of}"
+
+    def __contains__(self, dbid: object) -> bool:
+        return isinstance(dbid, int) and dbid % self.of == self.number - 1
+
+
+def parse_shard(value: str) -> Shard:
+    """``K/N`` as (K, N); ValueError unless both are integers with 1 <= K <= N."""
+    match = _SHARD.fullmatch(value)
+    if match:
+        k, n = int(match[1]), int(match[2])
+        if 1 <= k <= n:
+            return Shard(k, n)
+    raise ValueError(f"{value!r} is not K/N with 1 <= K <= N")
+
+
+def _enum_validator(enum: type[DialMode] | type[OptimizeBy]) -> Any:
+    """A before-validator of ``enum`` fields; remembers the names it parsed, because
+    parse_enum takes ~10 us and a 20,000-group file repeats the same few names."""
+    parsed: dict[str, DialMode | OptimizeBy] = {}
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, enum):
+            return value
+        if isinstance(value, str):
+            member = parsed.get(value)
+            if member is None:
+                member = parsed[value] = parse_enum(enum, value)
+            return member
+        if isinstance(value, int):
+            return parse_enum(enum, value)
+        raise ValueError(f"expected a {enum.__name__} name or number")
+
+    return parse
+
+
+class CallingListSettings(BaseModel):
+    """A ``[calling-list:<name>]`` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dbid: Annotated[int, Field(gt=0)]
+    records: Annotated[int, Field(ge=0)] = 1000
+    # Outcome mix of one dial attempt (fractions; no-answer is the rest).
+    live_answer_rate: Annotated[float, Field(ge=0, le=1)] = 0.30
+    answering_machine_rate: Annotated[float, Field(ge=0, le=1)] = 0.15
+    busy_rate: Annotated[float, Field(ge=0, le=1)] = 0.10
+    # Mean seconds a live or machine answer takes to come; how long an unanswered call rings.
+    ring_time: Annotated[float, Field(gt=0)] = 12.0
+    no_answer_timeout: Annotated[float, Field(gt=0)] = 30.0
+    # Redial rule: busy/no-answer/machine records are retried after redial-delay seconds,
+    # at most max-attempts dial attempts per record in all.
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    redial_delay: Annotated[float, Field(ge=0)] = 900.0
+
+    @model_validator(mode="after")
+    def _rates_fit(self) -> CallingListSettings:
+        total = self.live_answer_rate + self.answering_machine_rate + self.busy_rate
+        if total > 1.0 + 1e-9:
+            raise PlacedError(
+                ("busy_rate",),
+                f"live-answer-rate + answering-machine-rate + busy-rate = {total:g}, more than 1",
+            )
+        return self
+
+
+class CampaignGroupSettings(BaseModel):
+    """A ``[campaign-group:<name>]`` section; the section name is the group name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dbid: Annotated[int, Field(gt=0)]
+    uuid: str | None = None
+    campaign: Annotated[str, Field(min_length=1)]
+    group: Annotated[str, Field(min_length=1)]
+    template: str | None = None
+    queue: Annotated[str, Field(min_length=1)]
+    agents: Annotated[int, Field(ge=0)] = 10
+    # Mean seconds of talk and of after-call work per connected call.
+    talk_time: Annotated[float, Field(gt=0)] = 180.0
+    wrap_up_time: Annotated[float, Field(ge=0)] = 30.0
+    # Power modes: lines dialed per agent. GVP modes: IVR ports (they have no agents).
+    lines_per_agent: Annotated[float, Field(gt=0, le=20)] = 2.0
+    ports: Annotated[int, Field(ge=1)] = 30
+    dial_mode: DialMode = DialMode.PREDICTIVE
+    optimize_by: OptimizeBy = OptimizeBy.BUSY_FACTOR
+    optimize_goal: int = 80
+    calling_lists: tuple[str, ...]
+    auto_complete: bool = False
+    # Outbound Schedule: "<when> <command> [args]; ..." (see ocsd/schedule.py); actor 2.
+    schedule: str = ""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        if value:  # most groups have none
+            parse_schedule(value)  # raises ScheduleError (a ValueError) naming the bad command
+        return value
+
+    def schedule_entries(self) -> tuple[Entry, ...]:
+        return parse_schedule(self.schedule)
+
+    _parse_dial_mode = field_validator("dial_mode", mode="before")(_enum_validator(DialMode))
+    _parse_optimize_by = field_validator("optimize_by", mode="before")(_enum_validator(OptimizeBy))
+
+    @field_validator("template")
+    @classmethod
+    def _empty_template_is_none(cls, value: str | None) -> str | None:
+        """Spec 2: the template name is sent only if configured; `template =` is not."""
+        return value or None
+
+    @field_validator("uuid")
+    @classmethod
+    def _uuid_format(cls, value: str | None) -> str | None:
+        return None if value is None else str(uuid.UUID(value))
+
+    @field_validator("calling_lists", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        if not value:
+            raise ValueError("name at least one calling list")
+        return value
+
+    @model_validator(mode="after")
+    def _dialing_is_valid(self) -> CampaignGroupSettings:
+        defaults = self.default_dialing()
+        try:
+            validate_dialing(defaults)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        for entry in self.schedule_entries() if self.schedule else ():
+            if entry.command == "setmode" and entry.change.is_empty():
+                raise PlacedError(("schedule",), f"{entry.text!r}: setmode needs a dial mode")
+            if entry.command in ("start", "setmode"):
+                try:  # the dialing the entry asks for, filled from the group's defaults
+                    validate_dialing(entry.change.resolve(defaults, defaults))
+                except ValueError as exc:
+                    raise PlacedError(("schedule",), f"{entry.text!r}: {exc}") from None
+        return self
+
+    def default_dialing(self) -> Dialing:
+        return Dialing(self.dial_mode, self.optimize_by, self.optimize_goal)
+
+
+class Settings(BaseSettings):
+    """Every option of ocsd. Field names are the INI option names with underscores."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # [OCServer]: spec section 6
+    send_campaigngroup_states: bool = False
+    campaigngroup_states_uri: str | None = None
+    campaigngroup_states_interval: Annotated[int, Field(ge=0)] = 10
+    http_response_timeout: Annotated[float, Field(gt=0)] = 10.0
+    http_connection_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    # [tenant]
+    tenant_name: str = "Unknown"
+    tenant_ccid: str = "Unknown"
+
+    @field_validator("tenant_name", "tenant_ccid")
+    @classmethod
+    def _empty_tenant_is_unknown(cls, value: str) -> str:
+        """Spec 2: "Unknown" when not configured, and an empty value configures nothing."""
+        return value.strip() or "Unknown"
+
+    # [ocsd]
+    control_host: str = "127.0.0.1"
+    control_port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    log_format: Literal["json", "console", "genesys"] = "json"
+    stats_window: Annotated[float, Field(gt=0)] = 300.0
+    time_scale: Annotated[float, Field(gt=0, le=100_000)] = 1.0
+    seed: int | None = None
+    schedule_timezone: str = "UTC"
+    # At a stop, in-flight POSTs get min(http-response-timeout, shutdown-grace) seconds, so
+    # a container stops within docker's default 10 s even with a receiver that hangs.
+    shutdown_grace: Annotated[float, Field(ge=0, le=600)] = 8.0
+    # Delivery: "ocs" = one attempt, no retry (spec section 1); "reliable" = at-least-once
+    # with retries, an outbox on disk and a dead-letter file (see notifier.ReliableNotifier).
+    delivery_mode: Literal["ocs", "reliable"] = "ocs"
+    # Seconds before the 2nd, 3rd, ... attempt (the last one repeats); jitter +-20 %.
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = (1, 2, 5, 10, 30, 60)
+    # Attempts per state notification in all; default: one more than the schedule's delays.
+    max_attempts: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    # Standard Webhooks signing secret, "whsec_" + base64; signs in both delivery modes.
+    webhook_secret: SecretStr | None = None
+    outbox_path: str = "ocsd-outbox.sqlite3"
+    dead_letter_path: str = "ocsd-deadletters.jsonl"
+    # PEM bundle of CAs trusted for https receivers, on top of the system's.
+    ca_file: str | None = None
+    # Bearer token required on every control request except /healthz and /readyz.
+    control_token: SecretStr | None = None
+    # "K/N": this instance is shard K of N and runs the groups with dbid % N == K - 1, so
+    # N instances can share one file (each given its own OCSD_SHARD). None: all groups.
+    shard: Annotated[Shard | None, NoDecode] = None
+
+    @field_validator("shard", mode="before")
+    @classmethod
+    def _k_of_n(cls, value: Any) -> Any:
+        """``K/N`` (spaces and leading zeros allowed); empty is no shard, so a file may
+        leave it to the environment."""
+        if value is None or isinstance(value, Shard):
+            return value
+        if isinstance(value, str) and not value.strip():
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not K/N with 1 <= K <= N")
+        return parse_shard(value)
+
+    @field_validator("delivery_mode", mode="before")
+    @classmethod
+    def _mode_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule_delays(cls, value: Any) -> tuple[float, ...]:
+        """``1,2,5`` (the INI and the environment) or a sequence of seconds."""
+        expected = "expected comma-separated seconds, e.g. 1,2,5,10,30,60"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",")]
+        elif isinstance(value, list | tuple):
+            parts = [str(part).strip() for part in value]
+        else:
+            raise ValueError(expected)
+        if not parts or any(not part for part in parts):
+            raise ValueError(expected)
+        if len(parts) > MAX_RETRY_STEPS:
+            raise ValueError(f"at most {MAX_RETRY_STEPS} delays")
+        delays = []
+        for part in parts:
+            try:
+                delay = float(part)
+            except ValueError:
+                raise ValueError(f"{part!r} is not a number of seconds") from None
+            if not 0 < delay <= MAX_RETRY_DELAY:  # also refuses nan and inf
+                raise ValueError(f"{part!r}: each delay must be > 0 and <= {MAX_RETRY_DELAY:g} s")
+            delays.append(delay)
+        return tuple(delays)
+
+    @field_validator("webhook_secret", "control_token", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_secret(value.get_secret_value())
+            except SecretError as exc:
+                raise ValueError(f"{exc} (value not shown)") from None
+        return value
+
+    @field_validator("control_token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (value not shown); "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if not all(33 <= ord(c) < 127 for c in token):
+            raise ValueError("must be printable ASCII without spaces (value not shown)")
+        return value
+
+    @field_validator("outbox_path", "dead_letter_path")
+    @classmethod
+    def _a_file_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a file path")
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        if Path(value).is_dir():
+            raise ValueError(f"{value!r} is a directory; name a file in it")
+        return value
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_ca_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _loadable_ca(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        if not Path(value).is_file():
+            raise ValueError(f"{value!r}: no such file (a PEM bundle of CA certificates)")
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=value)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ValueError(f"{value!r}: not a PEM bundle of CA certificates ({exc})") from None
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
+        return value
+
+    # [campaign-group:<name>] and [calling-list:<name>] sections
+    campaign_groups: dict[str, CampaignGroupSettings] = Field(default_factory=dict)
+    calling_lists: dict[str, CallingListSettings] = Field(default_factory=dict)
+
+    @field_validator("campaigngroup_states_uri")
+    @classmethod
+    def _http_uri(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL, got {redact_uri(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.delivery_mode == "reliable":
+            for field in ("outbox_path", "dead_letter_path"):
+                directory = Path(getattr(self, field)).resolve().parent
+                if not directory.is_dir():
+                    raise PlacedError(
+                        (field,), f"directory {str(directory)!r} does not exist (create it)"
+                    )
+            if Path(self.outbox_path).resolve() == Path(self.dead_letter_path).resolve():
+                raise PlacedError(("dead_letter_path",), "must not be the outbox-path file")
+        if self.send_campaigngroup_states and not self.campaigngroup_states_uri:
+            raise PlacedError(
+                ("campaigngroup_states_uri",),
+                "is required when send-campaigngroup-states = true",
+            )
+        seen: dict[int, str] = {}
+        for name, group in self.campaign_groups.items():
+            for list_name in group.calling_lists:
+                if list_name not in self.calling_lists:
+                    raise PlacedError(
+                        ("campaign_groups", name, "calling_lists"),
+                        f"names calling list {list_name!r}, which has no [calling-list:{list_name}] section",
+                    )
+            _claim(seen, group.dbid, f"[campaign-group:{name}]", ("campaign_groups", name, "dbid"))
+        for name, calling_list in self.calling_lists.items():
+            _claim(
+                seen, calling_list.dbid, f"[calling-list:{name}]", ("calling_lists", name, "dbid")
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The values given, nothing else: :func:`ocsd.config.settings.load_settings`
+        merges the INI file and the environment (environment first) and passes them."""
+        return (init_settings,)
+
+    # -- views used by the daemon ------------------------------------------------
+
+    @property
+    def attempts_allowed(self) -> int:
+        """max-attempts, or one first attempt plus one per retry-schedule delay."""
+        return self.max_attempts or len(self.retry_schedule) + 1
+
+    @property
+    def delivers(self) -> bool:
+        return self.send_campaigngroup_states and self.campaigngroup_states_uri is not None
+
+    def in_shard(self, dbid: int) -> bool:
+        """Whether this instance runs the group with this DBID: all without a shard."""
+        return self.shard is None or dbid in self.shard
+
+
+class PlacedError(ValueError):
+    """A cross-field error that knows which field it belongs to."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        self.loc = loc
+        super().__init__(message)
+
+
+def _claim(seen: dict[int, str], dbid: int, owner: str, loc: tuple[str, ...]) -> None:
+    if dbid in seen:
+        raise PlacedError(loc, f"dbid {dbid} is already used by {seen[dbid]}")
+    seen[dbid] = owner

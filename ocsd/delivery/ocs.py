@@ -1,0 +1,149 @@
+"""The ``ocs`` delivery mode (default): OCS's own behaviour, one attempt per body.
+
+Spec section 1: no error handling, no retries; nothing touches the disk. State
+notifications go before periodic ones; periodic ones are coalesced per group (only the
+newest waits, in the place of the one it replaces, so under overload every group is
+served in turn and a dead receiver never builds a stale backlog). What does not fit is
+dropped, counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from typing import Any
+
+from ocsd.delivery.notifier import (
+    SUPERSEDED,
+    DeliveryFigures,
+    Envelope,
+    Notification,
+    Workers,
+)
+from ocsd.delivery.transport import Outcome, message_of
+from ocsd.logs import get_logger
+
+log = get_logger("ocsd.delivery")
+
+#: Most state notifications that may wait per worker before new ones are dropped.
+STATE_BACKLOG_PER_WORKER = 10_000
+
+
+class _Queue:
+    """The queue of one worker: its state notifications and its coalesced periodic ones."""
+
+    __slots__ = ("periodic", "state")
+
+    def __init__(self) -> None:
+        self.state: deque[Envelope] = deque()
+        self.periodic: dict[int, Envelope] = {}
+
+    def take(self) -> Envelope | None:
+        if self.state:
+            return self.state.popleft()
+        if self.periodic:
+            dbid = next(iter(self.periodic))
+            return self.periodic.pop(dbid)
+        return None
+
+    def __len__(self) -> int:
+        return len(self.state) + len(self.periodic)
+
+
+class OcsPolicy:
+    """One attempt per body; the outcome is counted and logged, and that is all."""
+
+    mode = "ocs"
+
+    def __init__(self) -> None:
+        self._queues: list[_Queue] = []
+        self._workers: Workers | None = None
+
+    def bind(self, workers: Workers) -> None:
+        self._workers = workers
+        self._queues = [_Queue() for _ in range(workers.pool_size)]
+
+    @property
+    def workers(self) -> Workers:
+        assert self._workers is not None, "bound by the Notifier"
+        return self._workers
+
+    async def start(self, after: asyncio.Task[Any] | None) -> None:
+        """Sends at once: OCS does not wait for the previous pool of a reload."""
+
+    # -- producing -----------------------------------------------------------------------
+
+    def submit(self, notification: Notification) -> None:
+        workers = self.workers
+        dbid = notification.group_dbid
+        index = dbid % workers.pool_size
+        queue = self._queues[index]
+        envelope = Envelope(notification.kind, notification.group_name, dbid, notification.body)
+        if envelope.kind == "state":
+            if len(queue.state) >= STATE_BACKLOG_PER_WORKER:
+                workers.drop(envelope, "backlog full", False)
+                return
+            stale = queue.periodic.pop(dbid, None)
+            if stale is not None:
+                workers.drop(stale, "superseded by a state notification", True)
+            queue.state.append(envelope)
+        else:
+            # a group already waiting keeps its place in the queue (the newest content
+            # goes out there): under overload every group is served in turn
+            stale = queue.periodic.get(dbid)
+            if stale is not None:
+                workers.drop(stale, SUPERSEDED, True)
+            queue.periodic[dbid] = envelope
+        workers.wake(index)
+
+    def periodic_waiting(self, dbid: int) -> bool:
+        return dbid in self._queues[dbid % len(self._queues)].periodic
+
+    # -- sending -------------------------------------------------------------------------
+
+    def take(self, index: int, now: float) -> Envelope | None:
+        return self._queues[index].take()
+
+    def next_due(self, index: int) -> float | None:
+        return None
+
+    def settle(self, index: int, envelope: Envelope, outcome: Outcome, now: float) -> None:
+        counters = self.workers.counters
+        kind = envelope.kind
+        if outcome.reason is None:
+            counters.sent[kind] += 1
+            return
+        counters.failed[(kind, outcome.reason)] += 1
+        log.warning(
+            "HTTP notification failed",
+            msgid=message_of(kind)[0],
+            reason=outcome.reason,
+            kind=kind,
+            campaign_group=envelope.group_name,
+            uri=self.workers.safe_uri,
+            elapsed_ms=round(outcome.elapsed * 1000, 1),
+            **outcome.detail,
+        )
+
+    # -- figures and stopping ------------------------------------------------------------
+
+    def figures(self, in_flight: Counter[str]) -> DeliveryFigures:
+        return DeliveryFigures(sum(len(q) for q in self._queues) + in_flight.total())
+
+    def close_begins(self) -> None:
+        """Waiting periodic notifications are dropped; queued state ones still go."""
+        for queue in self._queues:
+            for envelope in queue.periodic.values():
+                self.workers.drop(envelope, "shutting down", True)
+            queue.periodic.clear()
+
+    async def closed(self, abandoned: int) -> None:
+        if abandoned:
+            unsent = sum(len(q.state) for q in self._queues)
+            log.warning(
+                "notifications abandoned at shutdown",
+                in_flight=abandoned,
+                unsent=unsent,
+                uri=self.workers.safe_uri,
+            )
+            self.workers.counters.dropped[("state", "shutting down")] += unsent

@@ -1,0 +1,213 @@
+"""One receiver URI behind one aiohttp session: every POST is one attempt, classified.
+
+Both delivery policies send through a :class:`Transport`: it owns the pool of
+connections, signs (Standard Webhooks), writes the 81000/81001 trace line of each
+attempt, times it into the latency histogram and turns whatever happened into an
+:class:`Outcome`. It never raises for the network, nor for its own bugs: a POST that
+could not even be tried is an outcome too, so a worker always goes on.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from prometheus_client import Histogram
+from yarl import URL
+
+from ocsd.core.genesys import MSG_PERIODIC, MSG_STATE, PERIODIC_TEXT, STATE_TEXT
+from ocsd.delivery.errors import DeliveryError
+from ocsd.delivery.signing import Signer, new_message_id
+from ocsd.logs import get_logger, trace_lines
+from ocsd.logs.redact import redact_uri
+
+Kind = Literal["state", "periodic"]
+
+#: The longest Retry-After honoured, in seconds.
+RETRY_AFTER_CAP = 3600.0
+#: HTTP statuses worth another attempt (besides every 5xx).
+RETRIED_STATUSES = frozenset({408, 429})
+#: The reason counted when ocsd itself failed to make or send a POST (a bug, logged with
+#: its traceback): the worker goes on with the next notification.
+INTERNAL_ERROR = "internal error"
+
+log = get_logger("ocsd.delivery")
+
+
+def message_of(kind: Kind) -> tuple[int, str]:
+    """The trace message id and text template of a notification kind (spec section 7)."""
+    return (MSG_STATE, STATE_TEXT) if kind == "state" else (MSG_PERIODIC, PERIODIC_TEXT)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of one POST: ``reason`` is None when the receiver accepted it (2xx)."""
+
+    reason: str | None
+    detail: dict[str, Any]
+    status: int | None = None
+    retry_after: float | None = None
+    elapsed: float = 0.0
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another attempt: no answer, or 408, 429, 5xx."""
+        if self.status is None:
+            return True
+        return self.status in RETRIED_STATUSES or self.status >= 500
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """The system's trusted CAs plus ``ca_file`` (a PEM bundle); None: aiohttp's default."""
+    if not ca_file:
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (ssl.SSLError, OSError, ValueError) as exc:  # changed since it was validated
+        raise DeliveryError(f"ca-file {ca_file}: cannot load it: {exc}") from None
+    return context
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(float(text), RETRY_AFTER_CAP) if len(text) < 12 else RETRY_AFTER_CAP
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
+class Transport:
+    """POSTs bodies to one URI through a pool of ``pool_size`` connections."""
+
+    def __init__(
+        self,
+        uri: str,
+        timeout: float,
+        pool_size: int,
+        *,
+        signer: Signer | None = None,
+        ca_file: str | None = None,
+        latency: Histogram | None = None,
+    ) -> None:
+        self.uri = uri
+        self.safe_uri = redact_uri(uri)
+        self.host = urlsplit(uri).hostname or ""
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._url = URL(uri, encoded=False)
+        self._signer = signer
+        self._ssl = ssl_context(ca_file)  # raises DeliveryError
+        self._session: aiohttp.ClientSession | None = None
+        self._latency = (
+            {kind: latency.labels(kind) for kind in ("state", "periodic")} if latency else {}
+        )
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self.pool_size,
+            limit_per_host=self.pool_size,
+            ssl=self._ssl if self._ssl is not None else True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            headers={"Content-Type": "application/json"},
+            skip_auto_headers=("User-Agent",),
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def headers(self, message_id: str | None, body: bytes) -> dict[str, str] | None:
+        """Standard Webhooks headers: signed when a secret is set; with an id only when
+        the message has one (reliable mode), so a receiver recognises a repeat."""
+        if self._signer is not None:
+            return self._signer.headers(message_id or new_message_id(), body)
+        if message_id is None:
+            return None
+        return {"webhook-id": message_id, "webhook-timestamp": str(int(time.time()))}
+
+    async def post(
+        self, kind: Kind, group_name: str, body: bytes, message_id: str | None, attempt: int
+    ) -> Outcome:
+        """One attempt: the trace line, the POST, its latency; never raises but for
+        cancellation. ``message_id`` and ``attempt`` go into the trace line when the
+        message has an id (reliable mode)."""
+        msgid, text = message_of(kind)
+        extra = {"attempt": attempt, "webhook_id": message_id} if message_id else {}
+        started = time.perf_counter()
+        try:
+            headers = self.headers(message_id, body)
+            trace_lines.write(msgid, text, group_name, self.safe_uri, **extra)
+            outcome = await self._send(body, headers)
+        except Exception:
+            log.exception(
+                "notification could not be sent: internal error",
+                kind=kind,
+                campaign_group=group_name,
+                uri=self.safe_uri,
+            )
+            outcome = Outcome(INTERNAL_ERROR, {})
+        outcome.elapsed = elapsed = time.perf_counter() - started
+        if self._latency:
+            self._latency[kind].observe(elapsed)
+        return outcome
+
+    async def _send(self, body: bytes, headers: dict[str, str] | None) -> Outcome:
+        """POST ``body`` once and classify what happened; network trouble is an outcome."""
+        assert self._session is not None, "Transport.open() first"
+        try:
+            async with self._session.post(
+                self._url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+                return self._answer(response.status, response.headers.get("Retry-After"))
+        except TimeoutError:
+            return Outcome("timeout", {"timeout_s": self.timeout})
+        except aiohttp.ClientConnectorCertificateError as exc:
+            return Outcome(
+                "TLS certificate not trusted",
+                {
+                    "host": self.host,
+                    "error": str(exc.certificate_error),
+                    "hint": "set [ocsd] ca-file to the PEM file of the CA that signed it",
+                },
+            )
+        except aiohttp.ClientSSLError as exc:
+            error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+            return Outcome("TLS error", {"host": self.host, "error": error})
+        except aiohttp.ClientConnectorError as exc:
+            reason = (
+                "connection refused"
+                if isinstance(exc.os_error, ConnectionRefusedError)
+                else "connect error"
+            )
+            return Outcome(reason, {"error": exc.strerror or type(exc.os_error).__name__})
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+            return Outcome("connection error", {"error": error})
+
+    @staticmethod
+    def _answer(status: int, retry_after: str | None) -> Outcome:
+        if 200 <= status < 300:
+            return Outcome(None, {}, status)
+        detail: dict[str, Any] = {}
+        if 300 <= status < 400:
+            detail["note"] = "redirects are not followed"
+        wait = retry_after_seconds(retry_after) if status in (429, 503) else None
+        return Outcome(f"HTTP {status}", detail, status, wait)

@@ -1,0 +1,213 @@
+"""What the control API and the metrics see of the running daemon.
+
+Requests (from the control API and from schedules) go to the engine and their
+snapshots to the feed; views, health, readiness, dead letters and the figures of
+``/metrics`` are read here. Failures are the core's typed errors (:mod:`ocsd.core.errors`):
+the control API maps them to 404, 409 and 400 in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from ocsd.config.settings import Settings
+from ocsd.core.errors import BadParameter, NotAllowed, NotFound
+from ocsd.core.genesys import Actor, Request, status_name
+from ocsd.core.lifecycle import DialingChange
+from ocsd.core.schedule import Entry
+from ocsd.delivery.notifier import DeliveryFigures
+from ocsd.delivery.outbox import read_dead_letters
+from ocsd.logs import get_logger
+from ocsd.service.feed import Feed
+from ocsd.service.metrics import DaemonFigures, Metrics
+from ocsd.service.supervisor import Supervisor
+
+log = get_logger("ocsd.service")
+
+
+class DeadLettersUnavailable(NotAllowed):
+    """A re-send asked for while delivery is not reliable."""
+
+
+class UnknownDeadLetter(NotFound):
+    """No dead letter has this id."""
+
+
+@dataclass
+class DaemonState:
+    """Where the daemon is in its life; read by health, readiness and metrics."""
+
+    config_label: str
+    started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False  # start-up done
+    stopping: bool = False
+    reload_results: Counter[str] = field(default_factory=Counter)  # applied, refused
+
+
+class ControlService:
+    """Serves the control API (its ``Controller`` protocol) and the metrics collector."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        settings: Callable[[], Settings],
+        state: DaemonState,
+        supervisor: Supervisor,
+        metrics: Metrics,
+        ticks_skipped: Callable[[], int],
+    ) -> None:
+        self.feed = feed
+        self.engine = feed.engine
+        self._settings = settings
+        self.state = state
+        self.supervisor = supervisor
+        self.metrics = metrics
+        self._ticks_skipped = ticks_skipped
+        metrics.collect_from(self.figures)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def handle_request(
+        self,
+        dbid: int,
+        request: Request,
+        change: DialingChange,
+        auto_complete: bool | None,
+        actor: Actor = Actor.CLIENT,
+    ) -> dict[str, Any]:
+        """Apply a request; raises NotFound, NotAllowed or BadParameter."""
+        now = self.feed.clock()
+        snapshots = self.engine.request(dbid, request, actor, now, change, auto_complete)
+        self.feed.notify(snapshots)
+        group = self.engine.group(dbid)
+        log.info(
+            "request applied",
+            request=request.value,
+            campaign_group=group.identity.name,
+            dbid=dbid,
+            actor=actor.name.lower(),
+            status=status_name(group.status),
+        )
+        return {
+            "campaigngroup": self.engine.view(dbid, now),
+            "notifications": [
+                {
+                    "action": int(s.action),
+                    "status": int(s.status),
+                    "actor": int(s.actor),
+                    "at": s.at,
+                }
+                for s in snapshots
+            ],
+        }
+
+    def run_schedule_entry(self, dbid: int, entry: Entry) -> None:
+        """A schedule entry is due: its requests in order (actor 2); a refusal is logged
+        and ends the entry, never the schedule."""
+        log.info("schedule entry due", dbid=dbid, entry=entry.text)
+        for request in entry.requests:
+            dialing = request in (Request.START, Request.SET_DIAL_MODE)
+            change = entry.change if dialing else DialingChange()
+            try:
+                self.handle_request(dbid, request, change, None, Actor.SCHEDULE)
+            except (NotFound, NotAllowed, BadParameter) as exc:
+                log.warning(
+                    "scheduled request skipped",
+                    request=request.value,
+                    dbid=dbid,
+                    actor="schedule",
+                    reason=str(exc),
+                )
+                return
+
+    def group_views(self) -> list[dict[str, Any]]:
+        return self.engine.views(self.feed.clock())
+
+    def group_view(self, dbid: int) -> dict[str, Any]:
+        return self.engine.view(dbid, self.feed.clock())
+
+    # -- dead letters (reliable mode) ----------------------------------------------------
+
+    async def dead_letters(self, limit: int) -> dict[str, Any]:
+        settings = self._settings()
+        delivery = self.feed.delivery
+        if delivery is not None and delivery.reliable is not None:
+            count, records = await delivery.reliable.dead_letters.read(limit)
+        else:  # not sending reliably now: the file as it is
+            records = await asyncio.to_thread(read_dead_letters, settings.dead_letter_path)
+            count, records = len(records), records[:limit]
+        return {
+            "delivery_mode": settings.delivery_mode,
+            "file": settings.dead_letter_path,
+            "count": count,
+            "deadletters": records,
+        }
+
+    async def resend_dead_letters(self, message_id: str | None) -> dict[str, Any]:
+        """Queue dead letters again; raises UnknownDeadLetter or DeadLettersUnavailable."""
+        delivery = self.feed.delivery
+        if delivery is None or delivery.reliable is None:
+            raise DeadLettersUnavailable(
+                "dead letters are re-sent in delivery-mode = reliable with sending on; "
+                f"now delivery-mode = {self._settings().delivery_mode}, "
+                f"sending {'on' if delivery else 'off'}"
+            )
+        taken = await delivery.reliable.resend(None if message_id is None else [message_id])
+        if message_id is not None and not taken:
+            raise UnknownDeadLetter(f"no dead letter with id {message_id!r}")
+        return {"resent": len(taken), "ids": [record["id"] for record in taken]}
+
+    # -- the daemon's health -------------------------------------------------------------
+
+    def control_token(self) -> str | None:
+        token = self._settings().control_token
+        return token.get_secret_value() if token is not None else None
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: start-up done, every supervised task running, not stopping."""
+        state, tasks_alive = self.state, self.supervisor.healthy
+        ready = state.ready and tasks_alive and not state.stopping
+        detail: dict[str, Any] = {
+            "ready": ready,
+            "configuration": state.config_label,
+            "loop_tasks_running": tasks_alive,
+            "stopping": state.stopping,
+        }
+        if not tasks_alive:
+            detail["tasks_down"] = self.supervisor.down
+        return ready, detail
+
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "uptime_s": round(time.monotonic() - self.state.started_at, 3),
+            "groups": len(self.engine),
+            "pending_notifications": self.delivery_figures().pending,
+            "reloads": self.state.reload_results["applied"],
+        }
+
+    def delivery_figures(self) -> DeliveryFigures:
+        delivery = self.feed.delivery
+        return delivery.notifier.figures() if delivery else DeliveryFigures(0)
+
+    def figures(self) -> DaemonFigures:
+        """What ``/metrics`` shows, read at scrape time."""
+        return DaemonFigures(
+            counters=self.feed.counters,
+            delivery=self.delivery_figures(),
+            statuses=Counter(group.status for group in self.engine.groups),
+            reloads=self.state.reload_results,
+            ticks_skipped=self._ticks_skipped(),
+            delivery_mode=self._settings().delivery_mode,
+            task_restarts=self.supervisor.restarts,
+        )
