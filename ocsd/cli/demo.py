@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ocsd.config.settings import Settings
+    from ocsd.service.daemon import Daemon
 
 # Only the standard library at import time: the parser is built for every `ocsd` command.
 
@@ -152,17 +153,7 @@ async def _serve(
         return 2
 
     sink_url = f"http://{HOST}:{port}"
-    settings = example.model_copy(
-        update={
-            "send_campaigngroup_states": True,
-            "campaigngroup_states_uri": f"{sink_url}/ocs/campaign-group-state",
-            "campaigngroup_states_interval": args.interval,
-            "time_scale": args.time_scale,
-            "control_host": HOST,
-            "control_port": args.control_port,
-            "log_format": args.log_format,
-        }
-    )
+    settings = _demo_settings(args, example, sink_url)
     daemon = Daemon(settings, None, start_all=True)
     try:
         await daemon.startup()
@@ -171,20 +162,7 @@ async def _serve(
         _print(f"ocsd demo: {exc}. Choose another port with --control-port (0 picks a free one).")
         return 2
 
-    control_url = f"http://{HOST}:{daemon.control_port}"
-    groups = ", ".join(f"{g.identity.name} ({g.identity.dbid})" for g in daemon.engine.groups)
-    _print(
-        "\n"
-        f"  ocsd demo: {len(daemon.engine)} campaign groups loaded and started: {groups}\n"
-        f"  time scale x{args.time_scale:g}, a periodic notification every {args.interval} s\n"
-        "\n"
-        f"  Dashboard:    {sink_url}/\n"
-        f"  Control API:  {control_url}/campaigngroups   "
-        f"(e.g. ocsd ctl --url {control_url} stop 101)\n"
-        f"  Schema:       {sink_url}/schema\n"
-        "\n"
-        "  Press Ctrl-C to stop.\n"
-    )
+    _print(_banner(args, daemon, sink_url))
 
     try:
         await stop.wait()
@@ -196,6 +174,38 @@ async def _serve(
         await runner.cleanup()
         log.info("ocsd demo stopped", accepted=sink.accepted, refused=sink.refused)
     return 0
+
+
+def _demo_settings(args: argparse.Namespace, example: Settings, sink_url: str) -> Settings:
+    """The bundled example, sending to the embedded sink at the demo's pace."""
+    return example.model_copy(
+        update={
+            "send_campaigngroup_states": True,
+            "campaigngroup_states_uri": f"{sink_url}/ocs/campaign-group-state",
+            "campaigngroup_states_interval": args.interval,
+            "time_scale": args.time_scale,
+            "control_host": HOST,
+            "control_port": args.control_port,
+            "log_format": args.log_format,
+        }
+    )
+
+
+def _banner(args: argparse.Namespace, daemon: Daemon, sink_url: str) -> str:
+    control_url = f"http://{HOST}:{daemon.control_port}"
+    groups = ", ".join(f"{g.identity.name} ({g.identity.dbid})" for g in daemon.engine.groups)
+    return (
+        "\n"
+        f"  ocsd demo: {len(daemon.engine)} campaign groups loaded and started: {groups}\n"
+        f"  time scale x{args.time_scale:g}, a periodic notification every {args.interval} s\n"
+        "\n"
+        f"  Dashboard:    {sink_url}/\n"
+        f"  Control API:  {control_url}/campaigngroups   "
+        f"(e.g. ocsd ctl --url {control_url} stop 101)\n"
+        f"  Schema:       {sink_url}/schema\n"
+        "\n"
+        "  Press Ctrl-C to stop.\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

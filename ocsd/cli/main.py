@@ -182,6 +182,40 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", "-c", help=CONFIG_HELP)
     check.set_defaults(func=cmd_check_config)
 
+    _add_ctl(commands)
+
+    from ocsd.cli import simulate as simulate_command
+
+    simulate = commands.add_parser(
+        "simulate", help="run one group's dialing simulation offline, as fast as the CPU allows"
+    )
+    simulate_command.configure_parser(simulate)
+    simulate.set_defaults(func=simulate_command.run)
+
+    _add_sink(commands)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
+    )
+    schema.set_defaults(func=cmd_schema)
+
+    from ocsd.cli import demo as demo_command
+
+    demo = commands.add_parser(
+        "demo",
+        help="the daemon, the sink and its dashboard in one process, every example group running",
+        description=(
+            "Run the sink (with its dashboard) and the daemon on the bundled example "
+            "configuration, posting to that sink, every group loaded and started, at a time "
+            "scale where the statistics move. Prints the dashboard URL; Ctrl-C stops it."
+        ),
+    )
+    demo_command.configure_parser(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _add_ctl(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ctl = commands.add_parser("ctl", help="drive a running daemon through its control API")
     ctl.add_argument(
         "--url", help="control API base URL (default: from --config, else http://127.0.0.1:8090)"
@@ -214,14 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
     ctl.set_defaults(func=cmd_ctl)
 
-    from ocsd.cli import simulate as simulate_command
 
-    simulate = commands.add_parser(
-        "simulate", help="run one group's dialing simulation offline, as fast as the CPU allows"
-    )
-    simulate_command.configure_parser(simulate)
-    simulate.set_defaults(func=simulate_command.run)
-
+def _add_sink(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sink = commands.add_parser(
         "sink",
         help="a receiver that validates every message (schema and life cycle), with a dashboard",
@@ -245,26 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sink.add_argument("--log-format", choices=["json", "console"], default="json")
     sink.set_defaults(func=cmd_sink)
-
-    schema = commands.add_parser(
-        "schema", help="print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
-    )
-    schema.set_defaults(func=cmd_schema)
-
-    from ocsd.cli import demo as demo_command
-
-    demo = commands.add_parser(
-        "demo",
-        help="the daemon, the sink and its dashboard in one process, every example group running",
-        description=(
-            "Run the sink (with its dashboard) and the daemon on the bundled example "
-            "configuration, posting to that sink, every group loaded and started, at a time "
-            "scale where the statistics move. Prints the dashboard URL; Ctrl-C stops it."
-        ),
-    )
-    demo_command.configure_parser(demo)
-    demo.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

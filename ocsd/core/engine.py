@@ -332,41 +332,8 @@ class Engine:
         group = self.group(dbid)
         sim_now = self.clock(now)
         self._catch_up(group, sim_now)
-        ident = group.identity
-        stats = self._statistics(group, sim_now)
-        dialing = group.dialing
-        model = self._definitions[dbid].model
-        return {
-            "name": ident.name,
-            "dbid": ident.dbid,
-            "uuid": ident.uuid,
-            "campaign": ident.campaign,
-            "group": ident.group,
-            "template": ident.template,
-            "queue": ident.queue,
-            "agents": model.agents,
-            "status": {"code": int(group.status), "name": status_name(group.status)},
-            "dial_mode": _coded(dialing.mode) if dialing else None,
-            "optimize_by": _coded(dialing.optimize_by) if dialing and dialing.optimize_by else None,
-            "optimize_goal": dialing.optimize_goal if dialing and dialing.optimize_by else None,
-            "auto_complete": group.auto_complete,
-            "calls_in_progress": group.calls_in_progress,
-            "statistics": {
-                "busy_factor": stats.busy_factor,
-                "hit_ratio": stats.hit_ratio,
-                "overdial_rate": stats.overdial_rate,
-                "time_to_complete": stats.time_to_complete,
-                "calling_lists": [
-                    {
-                        "name": cl.name,
-                        "dbid": cl.dbid,
-                        "hit_ratio": cl.hit_ratio,
-                        "time_to_complete": cl.time_to_complete,
-                    }
-                    for cl in stats.calling_lists
-                ],
-            },
-        }
+        agents = self._definitions[dbid].model.agents
+        return _view(group, agents, self._statistics(group, sim_now))
 
     def views(self, now: float) -> list[dict[str, Any]]:
         return [self.view(dbid, now) for dbid in self._groups]
@@ -382,3 +349,39 @@ def _changes_on_its_own(group: CampaignGroup) -> bool:
 
 def _coded(member: Any) -> dict[str, Any]:
     return {"code": int(member), "name": label(member)}
+
+
+def _view(group: CampaignGroup, agents: int, stats: GroupStatistics) -> dict[str, Any]:
+    ident = group.identity
+    dialing = group.dialing
+    return {
+        "name": ident.name,
+        "dbid": ident.dbid,
+        "uuid": ident.uuid,
+        "campaign": ident.campaign,
+        "group": ident.group,
+        "template": ident.template,
+        "queue": ident.queue,
+        "agents": agents,
+        "status": {"code": int(group.status), "name": status_name(group.status)},
+        "dial_mode": _coded(dialing.mode) if dialing else None,
+        "optimize_by": _coded(dialing.optimize_by) if dialing and dialing.optimize_by else None,
+        "optimize_goal": dialing.optimize_goal if dialing and dialing.optimize_by else None,
+        "auto_complete": group.auto_complete,
+        "calls_in_progress": group.calls_in_progress,
+        "statistics": {
+            "busy_factor": stats.busy_factor,
+            "hit_ratio": stats.hit_ratio,
+            "overdial_rate": stats.overdial_rate,
+            "time_to_complete": stats.time_to_complete,
+            "calling_lists": [
+                {
+                    "name": cl.name,
+                    "dbid": cl.dbid,
+                    "hit_ratio": cl.hit_ratio,
+                    "time_to_complete": cl.time_to_complete,
+                }
+                for cl in stats.calling_lists
+            ],
+        },
+    }

@@ -52,6 +52,44 @@ JITTER = 0.2
 DEAD_LETTER_RETRY_S = 60.0
 
 
+class Backoff:
+    """When a failed notification is tried again: ``retry-schedule`` (the last delay
+    repeats) with ± :data:`JITTER`, at least what Retry-After asked; ``max-attempts``."""
+
+    def __init__(
+        self,
+        schedule: Sequence[float],
+        max_attempts: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.schedule = tuple(schedule) or (1.0,)
+        self.max_attempts = max_attempts or len(self.schedule) + 1
+        self._rng = rng or random.Random()
+
+    def delay(self, failures: int, retry_after: float | None) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row."""
+        base = self.schedule[min(failures, len(self.schedule)) - 1]
+        delay = base * self._rng.uniform(1 - JITTER, 1 + JITTER)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+
+def _failure_fields(envelope: Envelope, outcome: Outcome, safe_uri: str) -> dict[str, Any]:
+    """The fields of the log line of a failed attempt."""
+    return {
+        "msgid": message_of(envelope.kind)[0],
+        "reason": outcome.reason,
+        "kind": envelope.kind,
+        "campaign_group": envelope.group_name,
+        "uri": safe_uri,
+        "elapsed_ms": round(outcome.elapsed * 1000, 1),
+        "attempt": envelope.attempts,
+        "webhook_id": envelope.message_id,
+        **outcome.detail,
+    }
+
+
 class ReliablePolicy:
     """Retries, per-group order, the outbox and the dead letters; see the module doc."""
 
@@ -66,15 +104,13 @@ class ReliablePolicy:
         dead_letter_path: str = "ocsd-deadletters.jsonl",
         rng: random.Random | None = None,
     ) -> None:
-        self.retry_schedule = tuple(retry_schedule) or (1.0,)
-        self.max_attempts = max_attempts or len(self.retry_schedule) + 1
+        self.backoff = Backoff(retry_schedule, max_attempts, rng)
         self.outbox = Outbox(outbox_path)  # raises OutboxError
         try:
             self.dead_letters = DeadLetters(dead_letter_path)
         except OutboxError:
             self.outbox.close()
             raise
-        self._rng = rng or random.Random()
         self._lanes: list[Lane] = []
         self._workers: Workers | None = None
         self._backlog: Backlog | None = None
@@ -120,9 +156,6 @@ class ReliablePolicy:
                 uri=self.workers.safe_uri,
             )
         self._active = True
-        self._wake_all()
-
-    def _wake_all(self) -> None:
         for index in range(self.workers.pool_size):
             self.workers.wake(index)
 
@@ -191,12 +224,12 @@ class ReliablePolicy:
             return
         counters = self.workers.counters
         counters.failed[(envelope.kind, outcome.reason)] += 1
-        fields = self._failure_fields(envelope, outcome)
+        fields = _failure_fields(envelope, outcome, self.workers.safe_uri)
         if outcome.status == 410:
             self._stop_delivery(envelope, fields)
         elif envelope.kind == "periodic":
             self._periodic_failed(lane, envelope, outcome, now, fields)
-        elif outcome.retryable and envelope.attempts < self.max_attempts:
+        elif outcome.retryable and envelope.attempts < self.backoff.max_attempts:
             self._state_retry(lane, envelope, outcome, now, fields)
         else:
             why = (
@@ -214,19 +247,6 @@ class ReliablePolicy:
         else:
             lane.periodic_streak.pop(envelope.group_dbid, None)
 
-    def _failure_fields(self, envelope: Envelope, outcome: Outcome) -> dict[str, Any]:
-        return {
-            "msgid": message_of(envelope.kind)[0],
-            "reason": outcome.reason,
-            "kind": envelope.kind,
-            "campaign_group": envelope.group_name,
-            "uri": self.workers.safe_uri,
-            "elapsed_ms": round(outcome.elapsed * 1000, 1),
-            "attempt": envelope.attempts,
-            "webhook_id": envelope.message_id,
-            **outcome.detail,
-        }
-
     def _periodic_failed(
         self, lane: Lane, envelope: Envelope, outcome: Outcome, now: float, fields: dict[str, Any]
     ) -> None:
@@ -236,7 +256,7 @@ class ReliablePolicy:
         if not outcome.retryable:
             log.warning("HTTP notification failed", **fields, retry=False)
             return
-        delay = self._delay(streak, outcome.retry_after)
+        delay = self.backoff.delay(streak, outcome.retry_after)
         lane.periodic_failed(envelope, now + delay)
         self.workers.counters.retried["periodic"] += 1
         log.warning("HTTP notification failed", **fields, retry_in_s=round(delay, 3))
@@ -248,7 +268,7 @@ class ReliablePolicy:
             envelope.streak = 0  # it answers now: its backoff starts afresh
         envelope.streak += 1
         envelope.unreachable = outcome.status is None
-        delay = self._delay(envelope.streak, outcome.retry_after)
+        delay = self.backoff.delay(envelope.streak, outcome.retry_after)
         self.backlog.set_attempts(envelope)
         lane.state_retry(envelope.group_dbid, now + delay)
         self.workers.counters.retried["state"] += 1
@@ -269,13 +289,6 @@ class ReliablePolicy:
                 state_notifications=expedited,
                 uri=self.workers.safe_uri,
             )
-
-    def _delay(self, attempts: int, retry_after: float | None) -> float:
-        base = self.retry_schedule[min(attempts, len(self.retry_schedule)) - 1]
-        delay = base * self._rng.uniform(1 - JITTER, 1 + JITTER)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
 
     def _dead_letter(
         self, lane: Lane, envelope: Envelope, reason: str, why: str, now: float

@@ -7,19 +7,16 @@ timestamp, orjson rendering straight to stdout bytes, cached loggers. OCS's
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 import sys
 import time
 from collections.abc import MutableMapping
-from typing import IO, Any, Literal
+from typing import Any
 
 import orjson
 import structlog
 
 from ocsd.core.genesys import TRACE_MESSAGES
-
-LogFormat = Literal["json", "console", "genesys"]
+from ocsd.logs.trace import LogFormat, genesys_stamp, trace_lines
 
 #: Genesys short-format level abbreviations.
 GENESYS_LEVELS = {
@@ -38,11 +35,6 @@ def _level(_logger: Any, method: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
-def genesys_stamp(now: float) -> str:
-    """Local ``HH:MM:SS.mmm``, the time of a Genesys short log line."""
-    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-
-
 class GenesysRenderer:
     """``HH:MM:SS.mmm Trc 81000 <text>``; other records keep their fields as key=value."""
 
@@ -57,120 +49,6 @@ class GenesysRenderer:
             return head  # the exact Genesys line; its fields are already in the text
         extra = " ".join(f"{key}={value}" for key, value in event.items())
         return f"{head} {extra}" if extra else head
-
-
-#: Trace lines are flushed to stdout at most this long after they were written.
-TRACE_FLUSH_S = 0.02
-
-
-class TraceLines:
-    """OCS's 81000/81001 trace lines, one per POST, at a fraction of structlog's cost.
-
-    The line of a (message, group, URI) never changes but for its timestamp: it is
-    rendered once, exactly as the configured structlog chain renders it (same keys,
-    same order, same timestamp format), and the timestamp is spliced in. Lines go to
-    the same stdout buffer as structlog's, so the order of the log is kept; the buffer
-    is flushed every :data:`TRACE_FLUSH_S` instead of once per line. When structlog
-    is not configured by :func:`configure_logging` (e.g. a test capturing logs), or for
-    the console format, or with extra fields, the line goes through structlog itself.
-    """
-
-    def __init__(self) -> None:
-        self._format: LogFormat | None = None
-        self._processors: list[Any] | None = None
-        self._renderer: Any = None
-        self._out: IO[bytes] | None = None
-        self._cache: dict[tuple[int, str, str], tuple[bytes, bytes]] = {}
-        self._flush_soon = False
-        self._second = -1
-        self._iso_prefix = ""
-        self._logger = structlog.get_logger("ocsd.delivery.notifier")
-
-    def configure(self, log_format: LogFormat | None, processors: list[Any] | None) -> None:
-        self._format = log_format
-        self._processors = processors
-        self._renderer = processors[-1] if processors else None
-        self._out = sys.stdout.buffer if log_format in ("json", "genesys") else None
-        self._cache.clear()
-        self._logger = structlog.get_logger(
-            "ocsd.delivery.notifier"
-        )  # not one cached for the old chain
-
-    def _fast(self) -> bool:
-        processors = self._processors
-        return (
-            self._out is not None
-            and processors is not None
-            and bool(processors)
-            and processors[-1] is self._renderer
-        )
-
-    def write(self, msgid: int, template: str, campaign_group: str, uri: str, **extra: Any) -> None:
-        """Log one trace line; ``template``'s ``{name}`` and ``{uri}`` are the group and URI."""
-        if extra or not self._fast():
-            self._logger.info(
-                template.format(name=campaign_group, uri=uri),
-                level="trace",
-                msgid=msgid,
-                campaign_group=campaign_group,
-                uri=uri,
-                **extra,
-            )
-            return
-        key = (msgid, campaign_group, uri)
-        parts = self._cache.get(key)
-        if parts is None:
-            text = template.format(name=campaign_group, uri=uri)
-            parts = self._cache[key] = self._render(msgid, text, campaign_group, uri)
-        assert self._out is not None
-        self._out.write(b"".join((parts[0], self._stamp(), parts[1])))
-        if not self._flush_soon:
-            self._flush_soon = True
-            try:
-                asyncio.get_running_loop().call_later(TRACE_FLUSH_S, self.flush)
-            except RuntimeError:  # no loop: flush now
-                self.flush()
-
-    def flush(self) -> None:
-        self._flush_soon = False
-        if self._out is not None:
-            self._out.flush()
-
-    def _render(self, msgid: int, text: str, campaign_group: str, uri: str) -> tuple[bytes, bytes]:
-        if self._format == "genesys":
-            return b"", f" Trc {msgid} {text}\n".encode()
-        record = {
-            "level": "trace",
-            "msgid": msgid,
-            "campaign_group": campaign_group,
-            "uri": uri,
-            "event": text,
-            "timestamp": "\x00",
-        }
-        head, _, tail = orjson.dumps(record).partition(b'"\\u0000"')
-        return head + b'"', b'"' + tail + b"\n"
-
-    def _stamp(self) -> bytes:
-        now = time.time()
-        if self._format == "genesys":
-            return genesys_stamp(now).encode()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._iso_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        micros = round((now - second) * 1e6)
-        if micros >= 1_000_000:  # as datetime would round it: the next second
-            return _iso_utc(now)
-        return (f"{self._iso_prefix}.{micros:06d}Z" if micros else f"{self._iso_prefix}Z").encode()
-
-
-def _iso_utc(now: float) -> bytes:
-    stamp = datetime.datetime.fromtimestamp(now, tz=datetime.UTC).isoformat()
-    return stamp.replace("+00:00", "Z").encode()
-
-
-#: The process's trace-line writer; :func:`configure_logging` sets its format.
-trace_lines = TraceLines()
 
 
 def configure_logging(log_format: LogFormat = "json") -> None:

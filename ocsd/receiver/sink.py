@@ -169,6 +169,62 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _feed_item(
+    seq: int, received: float, judgement: Judgement, body: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One line of the dashboard's message feed: the verdict and what the body says."""
+    first = judgement.first
+    return {
+        "seq": seq,
+        "received": received,
+        "http_status": judgement.http_status,
+        "valid": judgement.valid,
+        "rule": first.rule if first else None,
+        "field": first.field if first else None,
+        "error": first.message if first else None,
+        "group": _text(body, GSW_CAMPAIGN_GROUP_NAME),
+        "dbid": _text(body, GSW_CAMPAIGN_GROUP_DBID),
+        "at": _text(body, GSW_DATE_TIME),
+        "action": _value(body, GSW_CAMPAIGN_GROUP_ACTION),
+        "status": _value(body, GSW_CAMPAIGN_GROUP_STATUS),
+        "actor": _value(body, GSW_CAMPAIGN_GROUP_ACTOR),
+        "dial_mode": _value(body, GSW_DIAL_MODE),
+        **{name: _value(body, key) for name, key in STATISTICS},
+    }
+
+
+def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's row of a group, from a body that holds to the schema."""
+    return {
+        "dbid": dbid,
+        "name": body[GSW_CAMPAIGN_GROUP_NAME],
+        "uuid": body[GSW_CAMPAIGN_GROUP_UUID],
+        "campaign": body[GSW_CAMPAIGN_NAME],
+        "group": body[GSW_GROUP_NAME],
+        "template": body.get(GSW_CAMPAIGN_TEMPLATE_NAME),
+        "queue": body[GSW_QUEUE_NAME],
+        "tenant": body[GSW_TENANT_NAME],
+        "status": body[GSW_CAMPAIGN_GROUP_STATUS],
+        "dial_mode": body.get(GSW_DIAL_MODE),
+        "optimize_by": body.get(GSW_OPTIMIZE_BY),
+        "optimize_goal": body.get(GSW_OPTIMIZE_GOAL),
+        "action": body[GSW_CAMPAIGN_GROUP_ACTION],
+        "actor": body[GSW_CAMPAIGN_GROUP_ACTOR],
+        "at": at,
+        "received": received,
+        "calling_lists": [
+            {
+                "name": cl[GSW_CALLING_LIST_NAME],
+                "dbid": cl[GSW_CALLING_LIST_DBID],
+                "hit_ratio": cl[GSW_STAT_HIT_RATIO],
+                "time_to_complete": cl[GSW_STAT_TIME_TO_COMPLETE],
+            }
+            for cl in body[GSW_CALLING_LISTS]
+        ],
+        **{name: body[key] for name, key in STATISTICS},
+    }
+
+
 class Board:
     """What the dashboard shows: the latest view of each group, series, a message feed."""
 
@@ -180,24 +236,7 @@ class Board:
 
     def add(self, seq: int, received: float, judgement: Judgement) -> None:
         body = judgement.body if isinstance(judgement.body, dict) else None
-        first = judgement.first
-        item = {
-            "seq": seq,
-            "received": received,
-            "http_status": judgement.http_status,
-            "valid": judgement.valid,
-            "rule": first.rule if first else None,
-            "field": first.field if first else None,
-            "error": first.message if first else None,
-            "group": _text(body, GSW_CAMPAIGN_GROUP_NAME),
-            "dbid": _text(body, GSW_CAMPAIGN_GROUP_DBID),
-            "at": _text(body, GSW_DATE_TIME),
-            "action": _value(body, GSW_CAMPAIGN_GROUP_ACTION),
-            "status": _value(body, GSW_CAMPAIGN_GROUP_STATUS),
-            "actor": _value(body, GSW_CAMPAIGN_GROUP_ACTOR),
-            "dial_mode": _value(body, GSW_DIAL_MODE),
-            **{name: _value(body, key) for name, key in STATISTICS},
-        }
+        item = _feed_item(seq, received, judgement, body)
         self.feed.append(item)
         if not judgement.valid:
             self.refusals.append(item)
@@ -206,47 +245,18 @@ class Board:
             return
         dbid = str(body[GSW_CAMPAIGN_GROUP_DBID])
         group = self.groups.get(dbid)
-        at = float(body[GSW_DATE_TIME])
-        stale = first is not None and first.rule == "timestamp"
         if group is None:
             if len(self.groups) >= BOARD_GROUPS:
                 return  # the feed shows it; the table and the charts are full
             group = self.groups[dbid] = {"messages": 0, "violations": 0}
+        first = judgement.first
         group["messages"] += 1
         group["violations"] += 0 if judgement.valid else 1
         group["last_verdict"] = first.rule if first else "valid"
-        if stale:
+        if first is not None and first.rule == "timestamp":
             return  # an older message: the view and the series keep the newer one
-        group.update(
-            {
-                "dbid": dbid,
-                "name": body[GSW_CAMPAIGN_GROUP_NAME],
-                "uuid": body[GSW_CAMPAIGN_GROUP_UUID],
-                "campaign": body[GSW_CAMPAIGN_NAME],
-                "group": body[GSW_GROUP_NAME],
-                "template": body.get(GSW_CAMPAIGN_TEMPLATE_NAME),
-                "queue": body[GSW_QUEUE_NAME],
-                "tenant": body[GSW_TENANT_NAME],
-                "status": body[GSW_CAMPAIGN_GROUP_STATUS],
-                "dial_mode": body.get(GSW_DIAL_MODE),
-                "optimize_by": body.get(GSW_OPTIMIZE_BY),
-                "optimize_goal": body.get(GSW_OPTIMIZE_GOAL),
-                "action": body[GSW_CAMPAIGN_GROUP_ACTION],
-                "actor": body[GSW_CAMPAIGN_GROUP_ACTOR],
-                "at": at,
-                "received": received,
-                "calling_lists": [
-                    {
-                        "name": cl[GSW_CALLING_LIST_NAME],
-                        "dbid": cl[GSW_CALLING_LIST_DBID],
-                        "hit_ratio": cl[GSW_STAT_HIT_RATIO],
-                        "time_to_complete": cl[GSW_STAT_TIME_TO_COMPLETE],
-                    }
-                    for cl in body[GSW_CALLING_LISTS]
-                ],
-                **{name: body[key] for name, key in STATISTICS},
-            }
-        )
+        at = float(body[GSW_DATE_TIME])
+        group.update(_group_view(dbid, at, received, body))
         points = self.series.setdefault(dbid, deque(maxlen=SERIES_POINTS))
         points.append([at, *(body[key] for _name, key in STATISTICS)])
 

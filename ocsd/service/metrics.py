@@ -8,7 +8,7 @@ the hot path pays nothing for metrics. Histograms are prometheus-client's own.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,97 +68,128 @@ class _DaemonCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         figures = self._source()
-        sent = CounterMetricFamily(
-            "ocsd_notifications_sent", "Notifications the receiver accepted (2xx)", labels=["kind"]
+        yield from self._notifications(figures)
+        yield from self._daemon(figures)
+        yield from self._delivery_gauges(figures)
+
+    @staticmethod
+    def _notifications(figures: DaemonFigures) -> Iterator[Metric]:
+        counters = figures.counters
+        kinds = ("state", "periodic")
+        yield _labelled(
+            CounterMetricFamily,
+            "ocsd_notifications_sent",
+            "Notifications the receiver accepted (2xx)",
+            ["kind"],
+            {(kind,): counters.sent.get(kind, 0) for kind in kinds}.items(),
         )
-        for kind in ("state", "periodic"):
-            sent.add_metric([kind], figures.counters.sent.get(kind, 0))
-        yield sent
-        failed = CounterMetricFamily(
+        yield _labelled(
+            CounterMetricFamily,
             "ocsd_notifications_failed",
             "Notifications posted but not accepted, by reason (refused, timeout, HTTP status, "
             "internal error, ...)",
-            labels=["kind", "reason"],
+            ["kind", "reason"],
+            counters.failed.items(),
         )
-        for (kind, reason), count in sorted(figures.counters.failed.items()):
-            failed.add_metric([kind, reason], count)
-        yield failed
-        dropped = CounterMetricFamily(
+        yield _labelled(
+            CounterMetricFamily,
             "ocsd_notifications_dropped",
             "Notifications never posted: backlog full, superseded, or shutdown",
-            labels=["kind", "reason"],
+            ["kind", "reason"],
+            counters.dropped.items(),
         )
-        for (kind, reason), count in sorted(figures.counters.dropped.items()):
-            dropped.add_metric([kind, reason], count)
-        yield dropped
-        groups = GaugeMetricFamily(
-            "ocsd_campaign_groups", "Campaign Groups by status", labels=["status"]
-        )
-        for status in GroupStatus:
-            if status != GroupStatus.UNKNOWN:
-                groups.add_metric([status_name(status)], figures.statuses.get(status, 0))
-        yield groups
         yield GaugeMetricFamily(
             "ocsd_notifications_pending",
             "Notifications queued or in flight",
             value=figures.delivery.pending,
         )
-        reloads = CounterMetricFamily(
-            "ocsd_config_reloads", "Configuration reloads, by result", labels=["result"]
+        yield _labelled(
+            CounterMetricFamily,
+            "ocsd_notifications_retried",
+            "Failed attempts planned again (reliable delivery mode)",
+            ["kind"],
+            {(kind,): counters.retried.get(kind, 0) for kind in kinds}.items(),
         )
-        for result in ("applied", "refused"):
-            reloads.add_metric([result], figures.reloads.get(result, 0))
-        yield reloads
+        yield _labelled(
+            CounterMetricFamily,
+            "ocsd_notifications_dead_lettered",
+            "State notifications given up and written to the dead-letter file, by reason",
+            ["reason"],
+            (((reason,), count) for reason, count in counters.dead_lettered.items()),
+        )
+
+    @staticmethod
+    def _daemon(figures: DaemonFigures) -> Iterator[Metric]:
+        yield _labelled(
+            GaugeMetricFamily,
+            "ocsd_campaign_groups",
+            "Campaign Groups by status",
+            ["status"],
+            (
+                ((status_name(status),), figures.statuses.get(status, 0))
+                for status in GroupStatus
+                if status != GroupStatus.UNKNOWN
+            ),
+        )
+        yield _labelled(
+            CounterMetricFamily,
+            "ocsd_config_reloads",
+            "Configuration reloads, by result",
+            ["result"],
+            {
+                (result,): figures.reloads.get(result, 0) for result in ("applied", "refused")
+            }.items(),
+        )
         yield CounterMetricFamily(
             "ocsd_ticks_skipped",
             "Periodic phase slots skipped because the loop was a whole interval late",
             value=figures.ticks_skipped,
         )
-        retried = CounterMetricFamily(
-            "ocsd_notifications_retried",
-            "Failed attempts planned again (reliable delivery mode)",
-            labels=["kind"],
+        yield _labelled(
+            CounterMetricFamily,
+            "ocsd_task_restarts",
+            "Supervised tasks (senders, ticker, stepper, scheduler, file watcher) that died "
+            "and were restarted",
+            ["task"],
+            (((task,), count) for task, count in figures.task_restarts.items()),
         )
-        for kind in ("state", "periodic"):
-            retried.add_metric([kind], figures.counters.retried.get(kind, 0))
-        yield retried
-        dead = CounterMetricFamily(
-            "ocsd_notifications_dead_lettered",
-            "State notifications given up and written to the dead-letter file, by reason",
-            labels=["reason"],
-        )
-        for reason, count in sorted(figures.counters.dead_lettered.items()):
-            dead.add_metric([reason], count)
-        yield dead
+
+    @staticmethod
+    def _delivery_gauges(figures: DaemonFigures) -> Iterator[Metric]:
+        delivery = figures.delivery
         yield GaugeMetricFamily(
             "ocsd_outbox_pending",
             "State notifications in the outbox, not yet delivered (reliable delivery mode)",
-            value=figures.delivery.outbox_pending,
+            value=delivery.outbox_pending,
         )
         yield GaugeMetricFamily(
             "ocsd_dead_letters",
             "Dead letters in the dead-letter file waiting for a re-send",
-            value=figures.delivery.dead_letters,
+            value=delivery.dead_letters,
         )
         yield GaugeMetricFamily(
             "ocsd_delivery_stopped",
             "1 when the receiver answered 410 Gone: nothing is sent until the configuration changes",
-            value=1 if figures.delivery.stopped else 0,
+            value=1 if delivery.stopped else 0,
         )
-        mode = GaugeMetricFamily(
+        yield _labelled(
+            GaugeMetricFamily,
             "ocsd_delivery_mode",
             "The delivery mode in use (1 for the current one)",
-            labels=["mode"],
+            ["mode"],
+            (((name,), int(figures.delivery_mode == name)) for name in ("ocs", "reliable")),
         )
-        for name in ("ocs", "reliable"):
-            mode.add_metric([name], 1 if figures.delivery_mode == name else 0)
-        yield mode
-        restarts = CounterMetricFamily(
-            "ocsd_task_restarts",
-            "Supervised tasks (senders, ticker, stepper, scheduler, file watcher) that died "
-            "and were restarted",
-            labels=["task"],
-        )
-        for task, count in sorted(figures.task_restarts.items()):
-            restarts.add_metric([task], count)
-        yield restarts
+
+
+def _labelled(
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: list[str],
+    samples: Iterable[tuple[tuple[str, ...], float]],
+) -> Metric:
+    """A metric family with one sample per label set, in a stable (sorted) order."""
+    metric = family(name, documentation, labels=labels)
+    for values, value in sorted(samples):
+        metric.add_metric(list(values), value)
+    return metric

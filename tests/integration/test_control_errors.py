@@ -181,3 +181,32 @@ async def test_switch_out_of_preview_while_running_is_refused(start_daemon, rece
     assert "preview" in data["error"].lower()
     assert (await ocsd.control.group(101))["dial_mode"]["code"] == 3
     await _assert_only_sentinel_follows(ocsd, receiver, before)
+
+
+async def test_a_bug_is_a_logged_500_never_a_misleading_404_or_409(
+    start_daemon, receiver, ini_sections, monkeypatch
+):
+    """A KeyError or RuntimeError from a bug is not "not found" or "not allowed"."""
+    import structlog
+
+    ocsd = await start_daemon(ini_sections(receiver.url))
+    engine = ocsd.daemon.engine
+
+    def view(dbid: int, now: float) -> dict[str, object]:
+        raise KeyError("a bug looking something up")
+
+    monkeypatch.setattr(engine, "view", view)
+    with structlog.testing.capture_logs() as logs:
+        status, answer = await ocsd.control.request("GET", "/campaigngroups/101")
+        assert status == 500, answer
+        assert answer == {"error": "internal error; see the ocsd log"}
+
+        async def resend(message_id: str | None) -> dict[str, object]:
+            raise RuntimeError("a bug while re-sending")
+
+        monkeypatch.setattr(ocsd.daemon.control, "resend_dead_letters", resend)
+        status, answer = await ocsd.control.request("POST", "/deadletters/resend")
+        assert status == 500, answer
+    failures = [e for e in logs if e["event"] == "control request failed"]
+    assert len(failures) == 2 and all(e.get("exc_info") for e in failures)
+    assert (await ocsd.control.request("GET", "/healthz"))[0] == 200, "the API still answers"

@@ -260,12 +260,12 @@ async def test_backoff_follows_the_schedule_with_jitter(tmp_path: Path) -> None:
         rng=random.Random(7),
     )
     try:
-        assert policy.max_attempts == 4
+        assert policy.backoff.max_attempts == 4
         for attempts, base in ((1, 1), (2, 2), (3, 5), (4, 5), (9, 5)):
-            delays = [policy._delay(attempts, None) for _ in range(200)]
+            delays = [policy.backoff.delay(attempts, None) for _ in range(200)]
             assert base * 0.8 <= min(delays) and max(delays) <= base * 1.2
             assert max(delays) - min(delays) > base * 0.2, "no jitter"
-        assert policy._delay(1, 30) == 30, "Retry-After wins when longer"
+        assert policy.backoff.delay(1, 30) == 30, "Retry-After wins when longer"
     finally:
         policy.outbox.close()
 
