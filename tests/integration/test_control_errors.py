@@ -75,9 +75,7 @@ async def test_request_not_allowed_is_409(
 
     assert status == 409, data
     assert status_name in data["error"], f"the error must name the status: {data}"
-    assert await ocsd.control.group(101) == view_before, (
-        "a refused request changed the group"
-    )
+    assert await ocsd.control.group(101) == view_before, "a refused request changed the group"
     await _assert_only_sentinel_follows(ocsd, receiver, before)
 
 
@@ -119,9 +117,7 @@ async def test_bad_parameter_is_400_naming_it(
     ocsd = await start_daemon(ini_sections(receiver.url))
     before = await _prepare(ocsd, receiver, [LOAD])  # Active: StartDialing would be allowed
 
-    status, data = await ocsd.control.request(
-        "POST", "/campaigngroups/101", params=params
-    )
+    status, data = await ocsd.control.request("POST", "/campaigngroups/101", params=params)
 
     assert status == 400, data
     assert parameter.lower() in data["error"].lower(), f"the error must name {parameter}: {data}"

@@ -190,9 +190,7 @@ async def test_template_absent_and_configured_uuid(start_daemon, receiver, ini_s
     await ocsd.control.ok(102, "LoadCampaign")
     await ocsd.control.ok(102, "StartDialing")  # configured default: progressive
     await ocsd.control.ok(103, "LoadCampaign")
-    await ocsd.control.ok(
-        103, "StartDialing"
-    )  # configured default: predictive-gvp, overdial 3
+    await ocsd.control.ok(103, "StartDialing")  # configured default: predictive-gvp, overdial 3
     b_load, b_start = (r.json for r in await receiver.wait_for(2, receiver.state_of(102)))
     c_load, c_start = (r.json for r in await receiver.wait_for(2, receiver.state_of(103)))
 
