@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_sections, render_ini
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.ini import make_sections, render_ini
 
 from ocsd.config.settings import ConfigError, load_settings
 from ocsd.delivery.signing import new_secret

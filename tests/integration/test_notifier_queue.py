@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from support.net import bound_port
 
 from ocsd.delivery.notifier import Notification, Notifier, ReliableNotifier
 
@@ -36,7 +37,7 @@ class SlowReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOCALHOST, 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = bound_port(self._runner)
         self.url = f"http://{LOCALHOST}:{port}/ocs"
 
     async def stop(self) -> None:
