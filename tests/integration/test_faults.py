@@ -34,6 +34,7 @@ import structlog
 from standardwebhooks.webhooks import Webhook
 from support.control import Control
 from support.ini import make_sections, replace_ini
+from support.inprocess import freeze_heap
 from support.net import LOCALHOST
 from support.receivers import FaultReceiver, Received, state_of
 from support.waiting import eventually
@@ -181,6 +182,7 @@ async def harness(
         sections = make_sections(uri, interval=1, timeout=0.5, pool_size=2, ocsd=options)
         path = write_ini(sections, name="faults.ini")
         logs = stack.enter_context(structlog.testing.capture_logs())
+        freeze_heap()  # as `ocsd run` freezes its heap: see support.inprocess
         daemon = Daemon(load_settings(path), config_path=str(path))
         await daemon.startup()
         stack.push_async_callback(daemon.shutdown)

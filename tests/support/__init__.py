@@ -10,6 +10,6 @@ import Receiver``); the fixtures come from :mod:`support.plugin`.
 - :mod:`support.ini`: INI sections of a small configuration, written and replaced.
 - :mod:`support.processes`: ``ocsd`` as a subprocess (``ocsd run`` and short commands).
 - :mod:`support.control`: a small client of the control API.
-- :mod:`support.inprocess`: the in-process daemon.
+- :mod:`support.inprocess`: the in-process daemon (and why the heap is frozen first).
 - :mod:`support.waiting`: ``eventually``, a bounded poll.
 """

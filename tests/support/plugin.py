@@ -182,9 +182,10 @@ async def start_daemon(
 ) -> AsyncIterator[Callable[..., Any]]:
     """``await start_daemon(sections)``: an in-process Daemon on an ephemeral control port.
 
-    Builds Settings with ocsd.config.settings.load_settings from a tmp INI, awaits
-    ``daemon.startup()``, and ``daemon.shutdown()`` at the end of the test whatever
-    happens. Depends on ``receiver`` so the daemon shuts down while the receiver
+    Builds Settings with ocsd.config.settings.load_settings from a tmp INI, freezes the
+    heap (support.inprocess.freeze_heap: the collector would otherwise stall the shared
+    loop), awaits ``daemon.startup()``, and ``daemon.shutdown()`` at the end of the test
+    whatever happens. Depends on ``receiver`` so the daemon shuts down while the receiver
     still behaves as told (e.g. still hangs), and the receiver stops after it.
     """
     from ocsd.config.settings import load_settings
