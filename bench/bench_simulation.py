@@ -2,7 +2,7 @@
 
     python bench/bench_simulation.py [--repeat 3] [--steps 200000] [--groups 2000]
 
-Prints markdown tables (paste them into bench/RESULTS-simulation.md):
+Prints markdown tables (paste them into docs/benchmarks/RESULTS-simulation.md):
 
 (a) ``ocsd simulate`` of a 100-agent predictive group dialing 100,000 records to
     completion (bench/simulation-100.ini), in-process: wall seconds, simulated hours,

@@ -45,7 +45,7 @@ attempted), peak RSS (VmHWM), the control API's /healthz latency sampled every
 Every process is started in its own session and stopped by its PID (SIGTERM, then
 SIGKILL after a bound), in ``finally``, also on Ctrl-C or SIGTERM. ``--quick`` is a
 2-3 minute smoke run of every phase. The tables go to stdout and ``--output``
-(default bench/RESULTS-scale.md); ``--json`` keeps the raw figures.
+(default docs/benchmarks/RESULTS-scale.md); ``--json`` keeps the raw figures.
 """
 
 from __future__ import annotations
@@ -1041,7 +1041,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="before each run, wait up to this many s for other processes to use < 0.25 cores",
     )
     parser.add_argument("--note", default="", help="a line for the report (what code ran)")
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS-scale.md")
+    parser.add_argument(
+        "--output", type=Path, default=HERE.parent / "docs" / "benchmarks" / "RESULTS-scale.md"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--quick", action="store_true", help="a short smoke run of every phase")

@@ -1,5 +1,6 @@
-"""End-to-end helpers: the schema guard on received bodies, ``ocsd sink``/``ocsd demo``
-subprocesses, and headless Chromium (Debian's ``chromium``) for the dashboard.
+"""End-to-end fixtures: the schema guard on received bodies, ``ocsd sink``/``ocsd demo``
+subprocesses (support.processes), and headless Chromium (Debian's ``chromium``) for the
+dashboard.
 
 Every process started here listens on 127.0.0.1 only, is waited for with a bound, and is
 stopped by its own pid.
@@ -11,22 +12,21 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.net import LOCALHOST, free_ports
+from support.processes import Process, ocsd_subprocess
 
 from ocsd.receiver.validate import schema_problems
 
-LOCALHOST = "127.0.0.1"
 #: Seconds `apt-get install chromium` may take when the browser is missing.
 INSTALL_TIMEOUT = 600
 #: Seconds one headless Chromium run may take.
@@ -54,114 +54,9 @@ def received_bodies_hold_to_the_schema(request: pytest.FixtureRequest) -> Iterat
 # -- subprocesses of ocsd other than `ocsd run` --------------------------------------------
 
 
-def free_ports(count: int = 1) -> list[int]:
-    """``count`` different TCP ports on 127.0.0.1 where nothing listens right now (all
-    bound at once while they are picked, so they cannot be the same port twice)."""
-    import socket
-
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((LOCALHOST, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("OCSD_")}
-    env.update(overrides)
-    return env
-
-
-@dataclass
-class Process:
-    """A running ocsd subprocess and everything it printed (stdout lines, stderr)."""
-
-    proc: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    _readers: list[asyncio.Task[None]] = field(default_factory=list)
-    _new_line: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines) + "\n-- stderr --\n" + "\n".join(self.errors)
-
-    async def _read(self, stream: asyncio.StreamReader, into: list[str]) -> None:
-        while raw := await stream.readline():
-            into.append(raw.decode("utf-8", "replace").rstrip("\n"))
-            self._new_line.set()
-        self._new_line.set()
-
-    async def wait_for_line(self, pattern: str, within: float) -> re.Match[str]:
-        """The first stdout line matching ``pattern`` (re.search), waiting up to ``within`` s."""
-        regex = re.compile(pattern)
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    self._new_line.clear()
-                    for line in self.lines:
-                        if match := regex.search(line):
-                            return match
-                    if all(r.done() for r in self._readers):
-                        break
-                    await self._new_line.wait()
-        except TimeoutError:
-            pass
-        raise AssertionError(f"no line matching {pattern!r} within {within} s:\n{self.output}")
-
-    async def stop(self, sig: int = signal.SIGTERM, grace: float = 10.0) -> int:
-        """Send ``sig`` to this process's pid; SIGKILL it after ``grace`` s. The exit code."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                await asyncio.wait_for(self.proc.wait(), 5)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*self._readers), 5)
-        assert self.proc.returncode is not None
-        return self.proc.returncode
-
-
-@contextlib.asynccontextmanager
-async def ocsd_subprocess(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Process]:
-    """``python -m ocsd <args>``; always stopped (by its pid) when the block ends."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ocsd",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env if env is not None else clean_env(),
-    )
-    process = Process(proc)
-    assert proc.stdout is not None and proc.stderr is not None
-    process._readers = [
-        asyncio.create_task(process._read(proc.stdout, process.lines)),
-        asyncio.create_task(process._read(proc.stderr, process.errors)),
-    ]
-    try:
-        yield process
-    finally:
-        await process.stop()
-
-
 @pytest.fixture
 def ocsd_cli() -> Any:
-    """``async with ocsd_cli(*args) as process``: see :func:`ocsd_subprocess`."""
+    """``async with ocsd_cli(*args) as process``: see :func:`support.processes.ocsd_subprocess`."""
     return ocsd_subprocess
 
 

@@ -20,15 +20,16 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import time
 from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from conftest import LOCALHOST, RECEIVER_PATH, Control, make_sections
 from standardwebhooks.webhooks import Webhook
+from support.control import Control
+from support.ini import make_sections
+from support.net import LOCALHOST, RECEIVER_PATH, free_port
 
 from ocsd.delivery.signing import new_secret
 
@@ -58,13 +59,6 @@ AFTER_RESTART = [
     (101, "UnloadCampaign", {}),  # running: stop (10) then unload (8)
     (102, "UnloadCampaign", {}),
 ]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def header(headers: dict[str, str], name: str) -> str | None:

@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from conftest import Received, Receiver, make_sections, render_ini, start_ocsd
+from support.ini import make_sections, render_ini
+from support.processes import start_ocsd
+from support.receivers import Received, Receiver
 
 pytestmark = pytest.mark.e2e
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from conftest import (
-    Control,
-    Receiver,
-    clean_env,
-    extra_groups,
-    make_sections,
-    render_ini,
-    start_ocsd,
-)
+from support.control import Control
+from support.ini import extra_groups, make_sections, render_ini
+from support.processes import clean_env, start_ocsd
+from support.receivers import Receiver
 
 pytestmark = pytest.mark.e2e
 

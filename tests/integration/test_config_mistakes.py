@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_sections, render_ini
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.ini import make_sections, render_ini
+from support.inprocess import freeze_heap
 
 from ocsd.config.settings import ConfigError, load_settings
 from ocsd.delivery.signing import new_secret
@@ -233,6 +234,7 @@ async def test_a_broken_file_reloaded_changes_nothing(
     from ocsd.service.daemon import Daemon
 
     path = write_ini(make_sections(receiver.url))
+    freeze_heap()  # as `ocsd run` freezes its heap: see support.inprocess
     daemon = Daemon(load_settings(path), config_path=str(path))
     await daemon.startup()
     try:

@@ -34,7 +34,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import LOCALHOST, clean_env, make_sections, render_ini
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import (
@@ -45,6 +44,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core import NOT_SET
+from support.ini import make_sections, render_ini
+from support.net import LOCALHOST, refusing_uri
+from support.processes import clean_env
 
 from ocsd.core.genesys import Request
 
@@ -65,17 +67,11 @@ class Running:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
 
 
-def _refusing_uri() -> str:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return f"http://{LOCALHOST}:{sock.getsockname()[1]}/events"
-
-
 @pytest.fixture(scope="module")
 def ocsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     directory = tmp_path_factory.mktemp("fuzz")
     sections = make_sections(
-        _refusing_uri(),
+        refusing_uri("/events"),
         interval=0,
         timeout=1,
         ocsd={

@@ -31,16 +31,13 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-from conftest import (
-    LOCALHOST,
-    Control,
-    FaultReceiver,
-    Received,
-    eventually,
-    make_sections,
-    state_of,
-)
 from standardwebhooks.webhooks import Webhook
+from support.control import Control
+from support.ini import make_sections, replace_ini
+from support.inprocess import freeze_heap
+from support.net import LOCALHOST
+from support.receivers import FaultReceiver, Received, state_of
+from support.waiting import eventually
 
 from ocsd.config.settings import load_settings
 from ocsd.delivery.signing import new_secret
@@ -97,8 +94,6 @@ class Harness:
     async def reconfigure(self, **ocserver_or_ocsd: dict[str, Any]) -> None:
         for section, options in ocserver_or_ocsd.items():
             self.sections[section].update(options)
-        from conftest import replace_ini
-
         replace_ini(self.path, self.sections)
         assert await self.daemon.reload("test"), "the new configuration was refused"
 
@@ -187,6 +182,7 @@ async def harness(
         sections = make_sections(uri, interval=1, timeout=0.5, pool_size=2, ocsd=options)
         path = write_ini(sections, name="faults.ini")
         logs = stack.enter_context(structlog.testing.capture_logs())
+        freeze_heap()  # as `ocsd run` freezes its heap: see support.inprocess
         daemon = Daemon(load_settings(path), config_path=str(path))
         await daemon.startup()
         stack.push_async_callback(daemon.shutdown)

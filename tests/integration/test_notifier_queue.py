@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from support.net import bound_port
 
 from ocsd.delivery.notifier import DeliveryPolicy, Notification, Notifier
 from ocsd.delivery.ocs import OcsPolicy
@@ -39,7 +40,7 @@ class SlowReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, LOCALHOST, 0)
         await site.start()
-        port = self._runner.addresses[0][1]
+        port = bound_port(self._runner)
         self.url = f"http://{LOCALHOST}:{port}/ocs"
 
     async def stop(self) -> None:

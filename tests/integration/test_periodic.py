@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from conftest import extra_groups
+from support.ini import extra_groups
 
 
 async def test_periodic_bodies_every_interval_for_loaded_groups_only(

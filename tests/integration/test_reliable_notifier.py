@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,20 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOCALHOST, RECEIVER_PATH, eventually
+from support.net import LOCALHOST, RECEIVER_PATH, free_port
+from support.waiting import eventually
 
 import ocsd.delivery.backlog as backlog_module
 from ocsd.delivery.notifier import Notification, Notifier
 from ocsd.delivery.outbox import Outbox, OutboxError, read_dead_letters
 from ocsd.delivery.reliable import ReliablePolicy
 from ocsd.delivery.transport import RETRY_AFTER_CAP, Transport, retry_after_seconds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def state(dbid: int, n: int) -> Notification:

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from support.inprocess import freeze_heap
 
 from ocsd.core.body import GroupSnapshot, build_body
 from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
@@ -323,6 +324,7 @@ async def daemon_posting_to(sink_url: str, write_ini: Any, ini_sections: Any) ->
             "calling-list:Renewals_Lapsed": {"no-answer-timeout": 1200},
         },
     )
+    freeze_heap()  # as `ocsd run` freezes its heap: see support.inprocess
     daemon = Daemon(load_settings(write_ini(sections, name="to-sink.ini")))
     await daemon.startup()
     try:

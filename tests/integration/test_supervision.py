@@ -47,9 +47,10 @@ async def test_a_body_that_cannot_be_made_is_logged_counted_and_the_next_one_goe
     assert error["log_level"] == "error" and error.get("exc_info"), error
     status, metrics = await ocsd.control.request("GET", "/metrics")
     assert status == 200
-    assert counted(
-        metrics, "ocsd_notifications_failed", kind="periodic", reason="internal error"
-    ) == 1.0
+    assert (
+        counted(metrics, "ocsd_notifications_failed", kind="periodic", reason="internal error")
+        == 1.0
+    )
 
 
 async def test_a_post_that_fails_inside_ocsd_is_counted_and_the_worker_goes_on(
