@@ -11,13 +11,17 @@
 # legacy builder (DOCKER_BUILDKIT=0).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# -- requirements: only the dependency list of pyproject.toml ---------------------------
+# -- requirements: only the dependency list of pyproject.toml and its pins ---------------
 # A separate stage so that the dependency layer below is rebuilt only when the
-# dependencies change, not on every edit of pyproject.toml.
+# dependencies or their pins change, not on every edit of pyproject.toml nor when only a
+# test or lint tool's pin in requirements/constraints.txt changes: runtime-constraints.txt
+# keeps the pins of the runtime dependencies, the build requirements and what they pull in.
 FROM ${BASE_IMAGE} AS requirements
 COPY pyproject.toml /tmp/pyproject.toml
+COPY requirements/constraints.txt requirements/runtime_constraints.py /tmp/
 RUN python3 -c 'import tomllib; p = tomllib.load(open("/tmp/pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' > /tmp/requirements.txt \
- && cat /tmp/requirements.txt
+ && python3 /tmp/runtime_constraints.py /tmp/pyproject.toml /tmp/constraints.txt > /tmp/runtime-constraints.txt \
+ && cat /tmp/requirements.txt /tmp/runtime-constraints.txt
 
 # -- build: a virtual environment with the dependencies, then ocsd ----------------------
 FROM ${BASE_IMAGE} AS build
@@ -46,10 +50,13 @@ RUN set -eu; \
         echo "BASE_IMAGE lacks update-ca-certificates (package ca-certificates)" >&2; exit 1; \
     fi
 
-# Dependencies in their own layer: cached until the dependency list changes.
-COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
+# Dependencies in their own layer, at the versions requirements/constraints.txt pins
+# (checked: nothing unpinned slipped in); cached until the dependency list or a pin of it
+# changes.
+COPY --from=requirements /tmp/requirements.txt /tmp/runtime-constraints.txt /tmp/runtime_constraints.py /tmp/
 RUN python3 -m venv "$VIRTUAL_ENV" \
- && "$VIRTUAL_ENV/bin/pip" install --requirement /tmp/requirements.txt
+ && "$VIRTUAL_ENV/bin/pip" install --constraint /tmp/runtime-constraints.txt --requirement /tmp/requirements.txt \
+ && "$VIRTUAL_ENV/bin/pip" list --format=freeze | python3 /tmp/runtime_constraints.py --installed /tmp/runtime-constraints.txt
 
 # ocsd itself; no network needed here (no dependencies, no build isolation).
 COPY pyproject.toml README.md /src/

@@ -16,11 +16,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from support.identities import group_snapshot, identity
 from support.inprocess import freeze_heap
 
-from ocsd.core.body import GroupSnapshot, build_body
+from ocsd.core.body import build_body
 from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
-from ocsd.core.identity import GroupIdentity, Tenant
+from ocsd.core.identity import Tenant
 from ocsd.core.lifecycle import Dialing
 from ocsd.core.statistics import GroupStatistics
 from ocsd.receiver.sink import MAX_BODY_BYTES, SERIES_POINTS, Sink, create_app, start_site
@@ -28,9 +29,7 @@ from ocsd.receiver.validate import load_schema
 
 LOCALHOST = "127.0.0.1"
 PATH = "/ocs/campaign-group-state"
-IDENTITY = GroupIdentity(
-    "Renewals@Retention Team", 101, "0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44", "R", "T", "7001"
-)
+IDENTITY = identity()
 WITHIN = aiohttp.ClientTimeout(total=5)
 
 
@@ -38,16 +37,9 @@ def body(
     action: int, status: int, at: float, dbid: int = 101, hit: float | None = 0.3
 ) -> dict[str, Any]:
     dialing = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85) if status == 5 else None
-    ident = GroupIdentity(
-        IDENTITY.name if dbid == 101 else f"Group {dbid}",
-        dbid,
-        IDENTITY.uuid,
-        "R",
-        "T",
-        "7001",
-    )
+    ident = identity(dbid, IDENTITY.name if dbid == 101 else f"Group {dbid}")
     actor = Actor.UNKNOWN if action == 0 else Actor.CLIENT
-    snapshot = GroupSnapshot(
+    snapshot = group_snapshot(
         ident,
         GroupStatus(status),
         dialing,

@@ -12,4 +12,5 @@ import Receiver``); the fixtures come from :mod:`support.plugin`.
 - :mod:`support.control`: a small client of the control API.
 - :mod:`support.inprocess`: the in-process daemon (and why the heap is frozen first).
 - :mod:`support.waiting`: ``eventually``, a bounded poll.
+- :mod:`support.identities`: group identities and snapshots for bodies built by hand.
 """

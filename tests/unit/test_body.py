@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.identities import TENANT, identity
 
 from ocsd.core.body import BodyEncoder, GroupSnapshot, build_body, encode, format_date_time
 from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
@@ -20,18 +21,7 @@ from ocsd.core.statistics import GroupStatistics, ListStatistics
 
 AT = 1763912345.1234
 
-IDENTITY = GroupIdentity(
-    name="Renewals@Retention Team",
-    dbid=101,
-    uuid="0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44",
-    campaign="Renewals",
-    group="Retention Team",
-    queue="7001",
-    calling_lists=(
-        CallingListIdentity("Renewals_Q4", 201),
-        CallingListIdentity("Renewals_Lapsed", 202),
-    ),
-)
+IDENTITY = identity(lists=[("Renewals_Q4", 201), ("Renewals_Lapsed", 202)])
 STATISTICS = GroupStatistics(
     busy_factor=0.85,
     hit_ratio=0.3,
@@ -42,7 +32,6 @@ STATISTICS = GroupStatistics(
         ListStatistics("Renewals_Lapsed", 202),
     ),
 )
-TENANT = Tenant("Environment", "101")
 
 #: Spec section 2: the fields every body carries, with their JSON types.
 MANDATORY: dict[str, type | tuple[type, ...]] = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from support.identities import identity
 
 from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy, Request
-from ocsd.core.identity import CallingListIdentity, GroupIdentity
 from ocsd.core.lifecycle import (
     CampaignGroup,
     Dialing,
@@ -21,15 +21,7 @@ from ocsd.core.lifecycle import (
 NOW = 1763912345.25
 LATER = NOW + 42.5
 
-IDENTITY = GroupIdentity(
-    name="Renewals@Retention Team",
-    dbid=101,
-    uuid="0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44",
-    campaign="Renewals",
-    group="Retention Team",
-    queue="7001",
-    calling_lists=(CallingListIdentity("Renewals_Q4", 201),),
-)
+IDENTITY = identity(lists=[("Renewals_Q4", 201)])
 CONFIGURED = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85)
 
 NOT_LOADED, WAITING_UNLOAD = GroupStatus.NOT_LOADED, GroupStatus.WAITING_UNLOAD

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.identities import numbered_identity
 
 from ocsd.core.body import GroupSnapshot
 from ocsd.core.engine import Engine, GroupDefinition, UnknownGroup
 from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy, Request
-from ocsd.core.identity import CallingListIdentity, GroupIdentity
 from ocsd.core.lifecycle import Dialing, DialingChange, RequestRefused
 from ocsd.core.simulation import GroupModel, ListModel
 
@@ -19,15 +19,7 @@ NOW = 1763912345.5
 def definition(
     dbid: int, dialing: Dialing, *lists: tuple[str, int], agents: int = 10
 ) -> GroupDefinition:
-    identity = GroupIdentity(
-        name=f"Group {dbid}",
-        dbid=dbid,
-        uuid=f"00000000-0000-4000-8000-{dbid:012d}",
-        campaign=f"Campaign {dbid}",
-        group=f"Team {dbid}",
-        queue=f"7{dbid}",
-        calling_lists=tuple(CallingListIdentity(name, list_dbid) for name, list_dbid in lists),
-    )
+    identity = numbered_identity(dbid, lists)
     model = GroupModel(
         name=identity.name,
         dbid=dbid,

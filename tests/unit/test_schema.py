@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from support.identities import TENANT, identity
 
 from ocsd.cli import main
 from ocsd.core.body import GroupSnapshot, build_body, encode
@@ -60,16 +61,7 @@ LIST_FIELDS = [
     "GSW_STAT_TIME_TO_COMPLETE",
 ]
 
-IDENTITY = GroupIdentity(
-    name="Renewals@Retention Team",
-    dbid=101,
-    uuid="0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44",
-    campaign="Renewals",
-    group="Retention Team",
-    queue="7001",
-    template="Retention Outbound Template",
-    calling_lists=(CallingListIdentity("Renewals_Q4", 201),),
-)
+IDENTITY = identity(template="Retention Outbound Template", lists=[("Renewals_Q4", 201)])
 STATISTICS = GroupStatistics(
     busy_factor=0.85,
     hit_ratio=0.3,
@@ -77,7 +69,6 @@ STATISTICS = GroupStatistics(
     time_to_complete=600.0,
     calling_lists=(ListStatistics("Renewals_Q4", 201, hit_ratio=0.25, time_to_complete=420.0),),
 )
-TENANT = Tenant("Environment", "101")
 
 
 PREDICTIVE = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85)

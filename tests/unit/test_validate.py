@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.identities import group_snapshot, numbered_identity
 
-from ocsd.core.body import GroupSnapshot, build_body
+from ocsd.core.body import build_body
 from ocsd.core.genesys import (
     LOADED_STATUSES,
     Action,
@@ -19,7 +20,7 @@ from ocsd.core.genesys import (
     OptimizeBy,
     Request,
 )
-from ocsd.core.identity import GroupIdentity, Tenant
+from ocsd.core.identity import Tenant
 from ocsd.core.lifecycle import (
     CampaignGroup,
     Dialing,
@@ -27,7 +28,6 @@ from ocsd.core.lifecycle import (
     InvalidParameter,
     RequestRefused,
 )
-from ocsd.core.statistics import GroupStatistics
 from ocsd.receiver.validate import (
     TRANSITIONS,
     LifeCycleChecker,
@@ -38,12 +38,6 @@ from ocsd.receiver.validate import (
 A, P, S, ST, U, F, M = 7, 0, 9, 10, 8, 29, 11  # load, periodic, start, stop, unload, force, mode
 NOT_LOADED, WAITING, ACTIVE, RUNNING = 0, 1, 4, 5
 PREDICTIVE = Dialing(DialMode.PREDICTIVE, OptimizeBy.BUSY_FACTOR, 85)
-
-
-def identity(dbid: int = 101) -> GroupIdentity:
-    return GroupIdentity(
-        f"Group {dbid}", dbid, f"{dbid:08d}-0000-4000-8000-000000000000", "C", "G", "7001"
-    )
 
 
 def msg(
@@ -59,14 +53,8 @@ def msg(
         dialing = PREDICTIVE
     if actor is None:
         actor = Actor.UNKNOWN if action == 0 else Actor.CLIENT
-    snapshot = GroupSnapshot(
-        identity(dbid),
-        GroupStatus(status),
-        dialing,
-        Action(action),
-        actor,
-        at,
-        GroupStatistics(),
+    snapshot = group_snapshot(
+        numbered_identity(dbid), GroupStatus(status), dialing, Action(action), actor, at
     )
     return build_body(snapshot, Tenant())
 
@@ -307,7 +295,7 @@ def test_every_sequence_of_the_campaign_state_machine_passes_the_checker(steps, 
     """Random requests to ocsd.core.lifecycle.CampaignGroup, with periodic notifications of its
     status and calls coming and going: every body is schema-valid and no rule fires, even
     for a checker that starts listening late."""
-    group = CampaignGroup(identity(), default_dialing=PREDICTIVE)
+    group = CampaignGroup(numbered_identity(101), default_dialing=PREDICTIVE)
     checker = LifeCycleChecker()
     clock = itertools.count(1000)
     for index, (step, mode, actor) in enumerate(steps):
