@@ -140,8 +140,12 @@ class Reloader:
         return changed
 
     async def _replace_delivery(self, new: Settings) -> None:
-        """A new notifier for the new delivery options; the old one drains meanwhile."""
-        candidate = self._build_delivery(new)
+        """A new notifier for the new delivery options; the old one drains meanwhile.
+
+        Built in a thread: loading the system's trusted CAs for a ``ca-file`` takes ~50 ms
+        and opening the outbox touches the disk, neither may stall the ticks.
+        """
+        candidate = await asyncio.to_thread(self._build_delivery, new)
         previous = self._feed.delivery
         drain: asyncio.Task[None] | None = None
         if previous is not None:  # let its queued and in-flight POSTs finish
