@@ -168,9 +168,9 @@ def normal_object(obj: Any, now: float) -> dict[str, Any]:
         if name == "_rand":  # a bound method of the generator: compared by its state
             continue
         value = getattr(obj, name)
-        if name == "_talk_ends":  # popped lazily: only the talks still running matter
+        if name == "talk_ends":  # popped lazily: only the talks still running matter
             value = sorted(end for end in value if end > now)
-        elif name == "_heap":
+        elif name == "heap":
             value = sorted(value)
         image[name] = normal(value, now)
     return image
