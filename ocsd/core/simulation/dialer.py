@@ -138,12 +138,14 @@ class Dialer:
         if kind == PREDICTIVE:
             pacing = self._pacing
             young = self._young
-            learning = young.cohort_attempts < HISTORY_LENGTH
-            if t >= pacing.next_control:
-                pacing.control(t)
-            if learning:  # too little history yet: dial progressively meanwhile
-                n = ready - self.calls_dialing
+            # (too little history is judged before the control step, which may age calls in)
+            if young.cohort_attempts < HISTORY_LENGTH:
+                if t >= pacing.next_control:
+                    pacing.control(t)
+                n = ready - self.calls_dialing  # too little history yet: dial progressively
             else:
+                if t >= pacing.next_control:
+                    pacing.control(t)
                 young_calls = young.count if t < young.next_aging else young.age(t)
                 p = pacing.hit_ratio
                 want = pacing.gain_over_hit_ratio * (
@@ -201,7 +203,6 @@ class Dialer:
         records = self._records
         fresh, nl = records.fresh, self._nlists
         r_due, r_att, heads = records.redial_due, records.redial_attempt, records.head
-        outcomes = self.outcomes
         turn = records.turn
         # (written back after the loop: a WAKE that _starve pushes in it takes the number
         # after the one this call started from, which a call dialed here may share; only
@@ -231,7 +232,7 @@ class Dialer:
             else:
                 self._starve(t)
                 break
-            live, machine, busy, ring, timeout, delay = outcomes[li]
+            live, machine, busy, ring, timeout, delay = self.outcomes[li]
             seq += 1
             r = rand()
             if r < machine:

@@ -57,8 +57,10 @@ class GroupSimulation:
         "_ports",
         "_rand",
         "_records",
+        "_talk_time",
         "_waiting",
         "_window",
+        "_wrap_up_time",
         "_young",
         "model",
     )
@@ -72,6 +74,8 @@ class GroupSimulation:
         self._rand = rng.random
         self._now = start
         self._dialing: Dialing | None = None
+        self._talk_time = model.talk_time  # mean, s (exponential)
+        self._wrap_up_time = model.wrap_up_time  # mean, s (uniform on [0.5, 1.5] x this)
         lists = model.lists
         self._events = EventQueue()
         self._records = Records(lists)
@@ -257,7 +261,7 @@ class GroupSimulation:
         for _ in range(ended):
             events.seq += 1
             kept.append((now, events.seq, TALK_END, 0, 0, now))
-        wrap = self.model.wrap_up_time
+        wrap = self._wrap_up_time
         for _ in range(talking):
             events.seq += 1
             kept.append((now + wrap * (0.5 + self._rand()), events.seq, WRAP_END, 0, 0, now))
@@ -278,28 +282,25 @@ class GroupSimulation:
             return
         events = self._events
         heap = events.heap
+        window = self._window
+        if (not heap or heap[0][0] > now) and now < window.next_roll:
+            self._now = now  # nothing happens until now (most short steps of a small group)
+            return
         rand = self._rand
         log = math.log
         counts = self._counts
-        attempts, lives = counts.finished_attempts, counts.live_answers
+        attempts = counts.finished_attempts
         records = self._records
         finished, max_attempts = records.finished, records.max_attempts
         redial_due, redial_attempt = records.redial_due, records.redial_attempt
         redial_delay = records.redial_delay
         young = self._young
-        young_by_second, live_by_second, size = young.by_second, young.live_by_second, young.size
-        ended_at_age, live_at_age = young.ended_at_age, young.live_at_age
-        agents, ports, waiting = self._agents, self._ports, self._waiting
+        young_by_second, size, ended_at_age = young.by_second, young.size, young.ended_at_age
+        agents, waiting = self._agents, self._waiting
         talk_ends = agents.talk_ends
-        talk, wrap = self.model.talk_time, self.model.wrap_up_time
         dialer = self._dialer
         pace = dialer.pace  # after (almost) every event: the dial mode dials what it wants
-        # none of these changes while events are applied (only set_dialing changes them)
-        predictive = dialer.kind == PREDICTIVE
-        to_agents = dialer.servers is agents
         small = self._pacing.small_group  # only the small-group variant learns from the ages
-        grace = self._pacing.abandon_grace
-        window = self._window
         while heap and heap[0][0] <= now:
             t, seq, kind, a, b, x = heappop(heap)  # a: list, b: attempt (events.py)
             if t >= window.next_roll:
@@ -314,29 +315,32 @@ class GroupSimulation:
                     redial_attempt[a].append(b + 1)
                 else:
                     finished[a] += 1
-                if int(x) > young.aged:
+                second = int(x)  # the dial second
+                if second > young.aged:
                     young.count -= 1
-                    young_by_second[int(x) % size] -= 1
+                    young_by_second[second % size] -= 1
                     pace(t)
-                elif not predictive:
+                elif dialer.kind != PREDICTIVE:
                     pace(t)  # predictive pacing counts young calls only
             elif kind == LIVE:
                 dialer.calls_dialing -= 1
+                answer = t - x  # s from dial to live answer
                 if small:
-                    ended_at_age[int(t - x)] += 1
-                    live_at_age[int(t - x)] += 1
-                if int(x) > young.aged:
+                    ended_at_age[int(answer)] += 1
+                    young.live_at_age[int(answer)] += 1
+                second = int(x)  # the dial second
+                if second > young.aged:
                     young.count -= 1
-                    young_by_second[int(x) % size] -= 1
-                    live_by_second[int(x) % size] += 1
+                    young_by_second[second % size] -= 1
+                    young.live_by_second[second % size] += 1
                 else:
                     young.cohort_lives += 1
-                if t - x > young.longest_answer:
-                    young.longest_answer = t - x
+                if answer > young.longest_answer:
+                    young.longest_answer = answer
                 attempts[a] += 1
-                lives[a] += 1
-                counts.answer_seconds += t - x
-                if to_agents and agents.occupied < agents.capacity:
+                counts.live_answers[a] += 1
+                counts.answer_seconds += answer
+                if dialer.servers is agents and agents.occupied < agents.capacity:
                     agents.busy_area += agents.busy * (t - agents.area_time)  # ServerPool.take
                     agents.area_time = t
                     agents.occupied += 1
@@ -344,13 +348,15 @@ class GroupSimulation:
                     finished[a] += 1
                     counts.connected += 1
                     # one event for talk + wrap-up; the talk's end goes on the talk heap
-                    end = t - log(1.0 - rand()) * talk
+                    end = t - log(1.0 - rand()) * self._talk_time
                     heappush(talk_ends, end)
                     events.seq += 1
-                    heappush(heap, (end + wrap * (0.5 + rand()), events.seq, WRAP_END, 0, 0, end))
-                elif not to_agents and ports.occupied < ports.capacity:
-                    self._connect(t, a, ports)
+                    wrap_end = end + self._wrap_up_time * (0.5 + rand())
+                    heappush(heap, (wrap_end, events.seq, WRAP_END, 0, 0, end))
+                elif dialer.servers is self._ports and self._ports.occupied < self._ports.capacity:
+                    self._connect(t, a, self._ports)
                 else:  # no free server: the call waits, and is abandoned after the grace
+                    grace = self._pacing.abandon_grace
                     waiting[events.push(t + grace, ABANDON, a, b, t)] = (a, b, t)
                 pace(t)
             elif kind == WRAP_END:
@@ -365,10 +371,10 @@ class GroupSimulation:
                     self._serve(t, agents)
                 pace(t)
             elif kind == TALK_END:  # an IVR port's call ends
-                ports.release(t)
+                self._ports.release(t)
                 counts.handles += 1
                 if waiting:
-                    self._serve(t, ports)
+                    self._serve(t, self._ports)
                 pace(t)
             elif kind == ABANDON:
                 if waiting.pop(seq, None) is not None:
@@ -382,17 +388,18 @@ class GroupSimulation:
             elif kind == LIVE_ENGAGED:  # the agent who dialed it takes it
                 dialer.calls_dialing -= 1
                 attempts[a] += 1
-                lives[a] += 1
+                counts.live_answers[a] += 1
                 counts.answer_seconds += t - x
                 agents.busy_area += agents.busy * (t - agents.area_time)
                 agents.area_time = t
                 agents.busy += 1
                 finished[a] += 1
                 counts.connected += 1
-                end = t - log(1.0 - rand()) * talk
+                end = t - log(1.0 - rand()) * self._talk_time
                 heappush(talk_ends, end)
                 events.seq += 1
-                heappush(heap, (end + wrap * (0.5 + rand()), events.seq, WRAP_END, 0, 0, end))
+                wrap_end = end + self._wrap_up_time * (0.5 + rand())
+                heappush(heap, (wrap_end, events.seq, WRAP_END, 0, 0, end))
             elif kind == RESULT_ENGAGED:  # the agent who dialed it is free again
                 dialer.calls_dialing -= 1
                 attempts[a] += 1
@@ -415,11 +422,11 @@ class GroupSimulation:
         self._counts.connected += 1
         events = self._events
         events.seq += 1
-        end = t - math.log(1.0 - self._rand()) * self.model.talk_time
+        end = t - math.log(1.0 - self._rand()) * self._talk_time
         servers.take(t)
         if servers is self._agents:
             heappush(servers.talk_ends, end)
-            wrap_end = end + self.model.wrap_up_time * (0.5 + self._rand())
+            wrap_end = end + self._wrap_up_time * (0.5 + self._rand())
             heappush(events.heap, (wrap_end, events.seq, WRAP_END, 0, 0, end))
         else:
             heappush(events.heap, (end, events.seq, TALK_END, 0, 0, t))

@@ -50,6 +50,7 @@ class StatisticsWindow:
         "_nlists",
         "_records",
         "cannot_overdial",
+        "data",
         "first_start",
         "length",
         "measures_agents",
@@ -75,6 +76,7 @@ class StatisticsWindow:
         self._records = records
         initial = [start, 0.0, 0.0] + [0.0] * (3 * nl)
         self.ring = SnapshotRing(start, length, initial)
+        self.data = self.ring.data  # (the ring writes in place: one array for its life)
         self.next_roll = self.ring.next_boundary  # the next boundary to record
         self.first_start: float | None = None
         self.measures_agents = False
@@ -100,9 +102,8 @@ class StatisticsWindow:
 
     def _record(self, k: int) -> None:
         """Write the counters at window boundary k (the state holds since the last event)."""
-        ring = self.ring
-        data = ring.data
-        o = ring.claim(k)
+        data = self.data
+        o = self.ring.claim(k)
         agents = self._agents
         counts = self._counts
         data[o + 1] = agents.busy_area + agents.busy * (data[o] - agents.area_time)
@@ -127,16 +128,15 @@ class StatisticsWindow:
         ``ocsd.core.statistics.ratio`` and ``ocsd.core.statistics.time_to_complete``, bit
         for bit (tests/unit/test_simulation_statistics.py holds it to a plain reference).
         """
-        ring = self.ring
-        data = ring.data
-        o = ring.base
+        data = self.data
+        o = self.ring.base
         t0 = data[o]
         first = self.first_start
         since = t0 if first is None or first <= t0 else first
         span = now - since
         # busy factor: agent time on calls / logged-in agent time (null with no agents)
         busy_factor = None
-        if first is not None and self.measures_agents:
+        if self.measures_agents:  # (only once started: first is not None)
             agents = self._agents
             logged = agents.capacity * span
             if logged > 0:
@@ -148,14 +148,15 @@ class StatisticsWindow:
         over = counts.abandoned + counts.dropped - data[o + 2]
         o += SNAPSHOT_HEAD
         if self._nlists == 1:
-            fin = self._records.finished[0]
+            records = self._records
+            fin = records.finished[0]
             attempts = counts.finished_attempts[0] - data[o]
             lives = counts.live_answers[0] - data[o + 1]
             hit_ratio = None
             if attempts > 0:
                 value = lives / attempts
                 hit_ratio = value if value > 0.0 else 0.0
-            remaining = self._records.list_sizes[0] - fin
+            remaining = records.list_sizes[0] - fin
             finished = fin - data[o + 2]
             if remaining <= 0:
                 ttc: float | None = 0.0
@@ -182,7 +183,7 @@ class StatisticsWindow:
         self, o: int, span: float
     ) -> tuple[float | None, float | None, float, tuple[ListStatistics, ...]]:
         """Group hit ratio, time to complete and live answers, and the per-list values."""
-        data = self.ring.data
+        data = self.data
         nl = self._nlists
         counts, records = self._counts, self._records
         att, live = counts.finished_attempts, counts.live_answers
