@@ -10,7 +10,7 @@ Prints markdown tables (paste them into docs/benchmarks/RESULTS-simulation.md):
 (b) CPU per simulated second of one running 20-agent predictive group advanced in 1 s
     steps and in lazy steps of 1-10 s (the daemon advances a group when it reads it), and
     the cost of one statistics() call on a running group at steady state (one calling
-    list, and three).
+    list, and three), and of one latest_statistics() call (what a sender reads).
 (c) a 10-agent predictive group's busy factor and overdial rate every 5 simulated
     minutes over one hour (optimize by busy factor 85 % and by overdial rate 3 %).
 (d) memory per running group (tracemalloc, its random generator and model included) and
@@ -114,9 +114,10 @@ def _running(
     return sim
 
 
-def bench_live_group(steps: int) -> tuple[float, float, float, float]:
+def bench_live_group(steps: int) -> tuple[float, float, float, float, float]:
     """CPU µs per simulated second in 1 s and in 1-10 s steps; µs per statistics() call
-    of a group with one calling list and with three (best of five timeit runs)."""
+    of a group with one calling list and with three, and per latest_statistics() call
+    with one (best of five timeit runs)."""
     sim = _running(20)
     t = sim.now
     start = time.process_time()
@@ -138,7 +139,9 @@ def bench_live_group(steps: int) -> tuple[float, float, float, float]:
         read = functools.partial(_running(10, lists).statistics, 1800.0)
         best = min(timeit.repeat(read, number=calls, repeat=5))
         per_stats.append(best / calls * 1e6)
-    return per_second, per_second_lazy, per_stats[0], per_stats[1]
+    latest = _running(10).latest_statistics
+    best = min(timeit.repeat(latest, number=calls, repeat=5))
+    return per_second, per_second_lazy, per_stats[0], per_stats[1], best / calls * 1e6
 
 
 def bench_memory(groups: int, marks: tuple[float, ...]) -> list[tuple[float, float, float]]:
@@ -224,7 +227,7 @@ def main() -> int:
     print(f"| simulated time (seed {seed}) | {hours:.1f} h |")
     print(f"| speed-up over real time | {simulated / median:,.0f}x |")
     print()
-    per_second, per_second_lazy, per_stats, per_stats_3 = bench_live_group(args.steps)
+    per_second, per_second_lazy, per_stats, per_stats_3, per_latest = bench_live_group(args.steps)
     print("| (b) one running predictive group, steady state | CPU |")
     print("|---|---:|")
     print(
@@ -236,6 +239,7 @@ def main() -> int:
     )
     print(f"| one statistics() call, 10 agents, one calling list | {per_stats:.2f} µs |")
     print(f"| one statistics() call, 10 agents, three calling lists | {per_stats_3:.2f} µs |")
+    print(f"| one latest_statistics() call, 10 agents, one calling list | {per_latest:.2f} µs |")
     print()
     print(
         "| (c) 10 agents, minute | busy factor (goal 85 %) | overdial | "

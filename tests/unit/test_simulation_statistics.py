@@ -31,7 +31,7 @@ def reference(sim: GroupSimulation, now: float) -> GroupStatistics:
     """Spec section 3 over the window ending at now, computed the plain way (white-box)."""
     sim.advance(now)
     now = sim.now
-    ring = sim._ring_snap
+    ring = sim._window.ring
     base = list(ring.snapshot(ring.base))
     nl = len(sim.model.lists)
     t0, area0, over0 = base[0], base[1], int(base[2])
@@ -39,25 +39,27 @@ def reference(sim: GroupSimulation, now: float) -> GroupStatistics:
     live0 = [int(v) for v in base[3 + nl : 3 + 2 * nl]]
     fin0 = [int(v) for v in base[3 + 2 * nl :]]
     totals = sim.totals()
-    first = sim._first_start
+    first = sim._window.first_start
     span = now - (t0 if first is None else max(t0, first))
     busy_factor = None
-    agents_ran = sim._last_pool == 0  # the last mode run used agents, not IVR ports
+    agents_ran = sim._dialer.servers is sim._agents  # the last mode run used agents, not ports
     if sim.model.agents > 0 and first is not None and agents_ran:
         value = ratio(totals.agent_busy_seconds - area0, sim.model.agents * span)
         busy_factor = None if value is None else min(1.0, value)
     d_att = [a - b for a, b in zip(totals.list_finished_attempts, att0, strict=True)]
     d_live = [a - b for a, b in zip(totals.list_live_answers, live0, strict=True)]
-    d_fin = [a - b for a, b in zip(sim._fin, fin0, strict=True)]
+    d_fin = [a - b for a, b in zip(sim._records.finished, fin0, strict=True)]
     overdial = ratio(totals.abandoned + totals.dropped - over0, sum(d_live))
     if overdial is not None:
-        overdial = 0.0 if sim._preview_kind else min(1.0, overdial)
+        overdial = 0.0 if sim._window.cannot_overdial else min(1.0, overdial)
     per_list = tuple(
         ListStatistics(
             name=lm.name,
             dbid=lm.dbid,
             hit_ratio=ratio(d_live[i], d_att[i]),
-            time_to_complete=time_to_complete(lm.records - sim._fin[i], d_fin[i], span),
+            time_to_complete=time_to_complete(
+                lm.records - sim._records.finished[i], d_fin[i], span
+            ),
         )
         for i, lm in enumerate(sim.model.lists)
     )

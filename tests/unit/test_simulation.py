@@ -370,6 +370,22 @@ def test_drop_calls_counts_waiting_live_answers_as_dropped() -> None:
     assert stats.overdial_rate == pytest.approx(min(1.0, expected))
 
 
+def test_latest_statistics_never_advances() -> None:
+    sim = GroupSimulation(model(20), random.Random(3))
+    assert sim.latest_statistics() == sim.statistics(0.0)  # nothing dialed yet
+    sim.set_dialing(BUSY_85, 0.0)
+    sim.advance(1234.5)
+    before = (sim.now, sim.totals(), len(sim._events.heap), sim.calls_in_progress)
+    latest = [sim.latest_statistics() for _ in range(5)]
+    assert (sim.now, sim.totals(), len(sim._events.heap), sim.calls_in_progress) == before
+    assert all(stats == latest[0] for stats in latest)
+    assert latest[0] == sim.statistics(1234.5)
+    assert latest[0].busy_factor is not None and latest[0].hit_ratio is not None
+    # a later read advances; the latest statistics then follow it, and only it
+    later = sim.statistics(1834.5)
+    assert sim.now == 1834.5 and sim.latest_statistics() == later != latest[0]
+
+
 def test_a_small_list_drains_and_the_group_is_exhausted() -> None:
     lists = (
         ListModel("A", 2, records=150, max_attempts=2, redial_delay=120),

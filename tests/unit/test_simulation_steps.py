@@ -135,6 +135,7 @@ def run_small(s: Scenario, steps: list[float], reads: list[bool]) -> GroupSimula
         sim.advance(t)
         if reads[i % len(reads)]:
             sim.statistics(t)  # reading must not change what happens next
+            sim.latest_statistics()
             assert sim.calls_in_progress >= 0
         # at most MAX_STEPS steps (tiny steps are drawn too), then the rest in one
         t = min(end, t + steps[i % len(steps)]) if i < MAX_STEPS else end
@@ -168,9 +169,9 @@ def normal_object(obj: Any, now: float) -> dict[str, Any]:
         if name == "_rand":  # a bound method of the generator: compared by its state
             continue
         value = getattr(obj, name)
-        if name == "_talk_ends":  # popped lazily: only the talks still running matter
+        if name == "talk_ends":  # popped lazily: only the talks still running matter
             value = sorted(end for end in value if end > now)
-        elif name == "_heap":
+        elif name == "heap":
             value = sorted(value)
         image[name] = normal(value, now)
     return image
@@ -214,6 +215,45 @@ def test_one_big_step_equals_many_small_steps(
     small = run_small(scenario, steps, reads)
     assert observable(big) == observable(small)
     assert normal_object(big, big.now) == normal_object(small, small.now)
+
+
+def same_statistics(a: GroupStatistics, b: GroupStatistics) -> bool:
+    """Equal, and equal in repr too (so 0.0 and -0.0, or 1 and 1.0, are told apart)."""
+    return a == b and repr(a) == repr(b)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenario=scenarios(), steps=step_sizes)
+def test_latest_statistics_reads_the_last_advance_and_changes_nothing(
+    scenario: Scenario, steps: list[float]
+) -> None:
+    """After any advance, stop, start or drop: latest_statistics() is statistics(now), and
+    neither call changes the state (all of it, part by part), however often it is called."""
+    s = scenario
+    sim = GroupSimulation(s.group, random.Random(s.seed), start=s.start, window=s.window)
+    changes = [(s.start + offset, change) for offset, change in s.changes if offset <= s.end]
+    end = s.start + s.end
+    t = s.start
+    for i in range(60):
+        while changes and changes[0][0] <= t:
+            when, change = changes.pop(0)
+            apply(sim, change, when)
+        sim.advance(t)
+        image = normal_object(sim, sim.now)
+        now, totals, events = sim.now, sim.totals(), len(sim._events.heap)
+        latest = [sim.latest_statistics() for _ in range(3)]
+        assert (sim.now, sim.totals(), len(sim._events.heap)) == (now, totals, events)
+        assert normal_object(sim, sim.now) == image
+        assert all(same_statistics(stats, latest[0]) for stats in latest)
+        assert same_statistics(latest[0], sim.statistics(now))
+        assert normal_object(sim, sim.now) == image  # nothing was left to do at now
+        if t >= end:
+            break
+        t = min(end, t + steps[i % len(steps)])
 
 
 @pytest.mark.parametrize(
