@@ -300,9 +300,7 @@ class Engine:
             actor=Actor.UNKNOWN,
             at=now,
             statistics=(
-                no_data(group.identity)
-                if simulation is None
-                else simulation.statistics(simulation.now)
+                no_data(group.identity) if simulation is None else simulation.latest_statistics()
             ),
         )
 
