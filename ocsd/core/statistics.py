@@ -34,6 +34,9 @@ class GroupStatistics:
 # Fast constructors for the per-notification path: a frozen dataclass's __init__ sets
 # each field through object.__setattr__ (~0.5 µs an instance); setting the slots through
 # their descriptors builds the same (equal, hashable, immutable) instance in ~half that.
+# python bench/fast_paths.py (18,000 running groups, cold caches, best of 9 interleaved):
+# statistics() of a one-list group 7.6-8.9 µs, 8.9-10.3 µs with the dataclasses' own
+# __init__ (1.3-1.4 µs, 14 %, saved on every notification).
 _new = object.__new__
 _set_list_fields: tuple[Callable[[object, object], None], ...] = tuple(
     getattr(ListStatistics, f.name).__set__ for f in fields(ListStatistics)

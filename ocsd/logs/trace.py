@@ -38,6 +38,9 @@ class TraceLines:
     is flushed every :data:`TRACE_FLUSH_S` instead of once per line. When structlog
     is not configured by :func:`configure_logging` (e.g. a test capturing logs), or for
     the console format, or with extra fields, the line goes through structlog itself.
+    python bench/fast_paths.py (18,000 groups, best of 9 interleaved): 3.9-5.7 µs a
+    line, against 13.8-15.3 µs through structlog's JSON chain; a test holds the two
+    lines equal.
     """
 
     def __init__(self) -> None:
