@@ -177,10 +177,15 @@ class Engine:
             group.calls_in_progress = simulation.calls_in_progress
 
     def bring_up_to_date(self, dbid: int, now: float) -> None:
-        """Advance one group's simulation to ``now`` (a no-op for an unknown group)."""
-        group = self._groups.get(dbid)
-        if group is not None:
-            self._catch_up(group, self.clock(now))
+        """Advance one group's simulation to ``now`` (a no-op for a group without one).
+
+        The periodic slot's call for every group it queues, so it goes straight to the
+        simulation (one lookup) rather than through :meth:`group`.
+        """
+        simulation = self._simulations.get(dbid)
+        if simulation is not None:
+            simulation.advance(self.clock(now))
+            self._groups[dbid].calls_in_progress = simulation.calls_in_progress
 
     def advance(self, now: float) -> list[GroupSnapshot]:
         """Step the groups whose state can change on its own; return what that caused.
