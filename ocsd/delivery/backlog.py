@@ -13,7 +13,7 @@ import asyncio
 
 from ocsd.delivery.errors import OutboxError
 from ocsd.delivery.lanes import Lane
-from ocsd.delivery.notifier import Envelope, Workers
+from ocsd.delivery.notifier import Notification, Workers
 from ocsd.delivery.outbox import Outbox, Stored
 from ocsd.logs import get_logger
 
@@ -32,7 +32,7 @@ class Backlog:
         self.outbox = outbox
         self._lanes = lanes
         self._workers = workers
-        self.in_memory = 0  # state envelopes held in lanes (including those in flight)
+        self.in_memory = 0  # state notifications held in lanes (including those in flight)
         self.spilled = True  # the outbox may hold rows not in memory (read them first)
         self._loaded_seq = 0  # the highest seq read into memory
         self._flush_soon = False
@@ -41,39 +41,39 @@ class Backlog:
     def count(self) -> int:
         return self.outbox.count
 
-    def store(self, envelope: Envelope, closing: bool) -> None:
+    def store(self, notification: Notification, closing: bool) -> None:
         """Record a state notification in the outbox, and in memory if there is room."""
         if self.outbox.closed:
-            self._workers.drop(envelope, "shutting down", False)
+            self._workers.drop(notification, "shutting down", False)
             return
         if self.outbox.count >= OUTBOX_LIMIT:
-            self._workers.drop(envelope, "outbox full", False)
+            self._workers.drop(notification, "outbox full", False)
             return
-        assert envelope.message_id is not None, "a state envelope of the reliable mode"
+        assert notification.message_id is not None, "a state notification of the reliable mode"
         self.outbox.add(
             Stored(
-                envelope.seq,
-                envelope.message_id,
-                envelope.group_dbid,
-                envelope.group_name,
-                envelope.body,
-                envelope.attempts,
-                envelope.created,
+                notification.seq,
+                notification.message_id,
+                notification.group_dbid,
+                notification.group_name,
+                notification.body,
+                notification.attempts,
+                notification.created,
             )
         )
         self.flush_soon()
         if self.spilled or closing or self.in_memory >= RELIABLE_IN_MEMORY:
             self.spilled = True  # read back from the outbox, in order, when there is room
             return
-        self._place(envelope)
+        self._place(notification)
 
-    def _place(self, envelope: Envelope) -> None:
-        index = envelope.group_dbid % self._workers.pool_size
-        superseded = self._lanes[index].add_state(envelope)
+    def _place(self, notification: Notification) -> None:
+        index = notification.group_dbid % self._workers.pool_size
+        superseded = self._lanes[index].add_state(notification)
         if superseded is not None:
             self._workers.drop(superseded, "superseded by a state notification", True)
         self.in_memory += 1
-        self._loaded_seq = max(self._loaded_seq, envelope.seq)
+        self._loaded_seq = max(self._loaded_seq, notification.seq)
         self._workers.wake(index)
 
     def refill(self) -> None:
@@ -89,7 +89,7 @@ class Backlog:
             return
         for row in rows:
             self._place(
-                Envelope(
+                Notification(
                     "state",
                     row.group_name,
                     row.dbid,
@@ -111,15 +111,15 @@ class Backlog:
             return True
         return False
 
-    def done(self, lane: Lane, envelope: Envelope) -> None:
+    def done(self, lane: Lane, notification: Notification) -> None:
         """The head of its group left for good (accepted or dead-lettered)."""
-        self.outbox.delete(envelope.seq)
+        self.outbox.delete(notification.seq)
         self.flush_soon()
         self.in_memory -= 1
-        lane.state_done(envelope.group_dbid)
+        lane.state_done(notification.group_dbid)
 
-    def set_attempts(self, envelope: Envelope) -> None:
-        self.outbox.set_attempts(envelope.seq, envelope.attempts)
+    def set_attempts(self, notification: Notification) -> None:
+        self.outbox.set_attempts(notification.seq, notification.attempts)
         self.flush_soon()
 
     def flush_soon(self) -> None:

@@ -8,7 +8,7 @@ import heapq
 import itertools
 from collections import deque
 
-from ocsd.delivery.notifier import Envelope
+from ocsd.delivery.notifier import Notification
 
 
 class Lane:
@@ -37,39 +37,39 @@ class Lane:
     )
 
     def __init__(self) -> None:
-        self.groups: dict[int, deque[Envelope]] = {}
+        self.groups: dict[int, deque[Notification]] = {}
         self.ready: deque[int] = deque()
         self.waiting: dict[int, float] = {}
         self.timers: list[tuple[float, int, int, bool]] = []  # (due, tie, dbid, is_state)
         self.tie = itertools.count()
-        self.periodic: dict[int, Envelope] = {}
+        self.periodic: dict[int, Notification] = {}
         self.periodic_ready: dict[int, None] = {}
         self.periodic_hold: dict[int, float] = {}
         self.periodic_streak: dict[int, int] = {}
 
-    def add_state(self, envelope: Envelope) -> Envelope | None:
+    def add_state(self, notification: Notification) -> Notification | None:
         """Queue a state notification; returns the periodic one it supersedes, if any."""
-        dbid = envelope.group_dbid
+        dbid = notification.group_dbid
         queue = self.groups.get(dbid)
         if queue is None:
-            self.groups[dbid] = deque((envelope,))
+            self.groups[dbid] = deque((notification,))
             self.ready.append(dbid)
         else:
-            queue.append(envelope)
+            queue.append(notification)
         self.periodic_ready.pop(dbid, None)
         return self.periodic.pop(dbid, None)
 
-    def add_periodic(self, envelope: Envelope) -> Envelope | None:
+    def add_periodic(self, notification: Notification) -> Notification | None:
         """Keep the newest periodic notification of a group, in the place of the one it
         replaces (so every group is served in turn); returns the replaced one."""
-        dbid = envelope.group_dbid
+        dbid = notification.group_dbid
         stale = self.periodic.get(dbid)
-        self.periodic[dbid] = envelope
+        self.periodic[dbid] = notification
         if dbid not in self.groups and dbid not in self.periodic_hold:
             self.periodic_ready[dbid] = None
         return stale
 
-    def take(self, now: float, periodic_allowed: bool) -> Envelope | None:
+    def take(self, now: float, periodic_allowed: bool) -> Notification | None:
         self._expire(now)
         if self.ready:
             return self.groups[self.ready.popleft()][0]
@@ -109,17 +109,17 @@ class Lane:
         self.waiting[dbid] = due
         heapq.heappush(self.timers, (due, next(self.tie), dbid, True))
 
-    def periodic_failed(self, envelope: Envelope, due: float) -> None:
+    def periodic_failed(self, notification: Notification, due: float) -> None:
         """Hold the group's periodic notifications until ``due``; retry this one unless a
         newer one came meanwhile (or a state notification superseded it)."""
-        dbid = envelope.group_dbid
+        dbid = notification.group_dbid
         self.periodic_hold[dbid] = due
         heapq.heappush(self.timers, (due, next(self.tie), dbid, False))
         self.periodic_ready.pop(dbid, None)
         if dbid not in self.periodic and dbid not in self.groups:
-            self.periodic[dbid] = envelope
+            self.periodic[dbid] = notification
 
-    def clear_periodic(self) -> list[Envelope]:
+    def clear_periodic(self) -> list[Notification]:
         dropped = list(self.periodic.values())
         self.periodic.clear()
         self.periodic_ready.clear()

@@ -2,7 +2,7 @@
 
 ``submit`` (a state notification, its body built) and ``due`` (a group's periodic
 notification, its body built when sent) only queue and return. A fixed set of workers,
-one per pooled connection, takes the next envelope from the delivery policy, gets its
+one per pooled connection, takes the next notification from the delivery policy, gets its
 body, posts it through the :class:`~ocsd.delivery.transport.Transport` and hands the
 outcome back to the policy. Every group is served by one worker (``dbid mod pool
 size``), so its notifications leave in order.
@@ -12,7 +12,7 @@ The two delivery modes (``[ocsd] delivery-mode``) differ only in their policy, b
 behaviour) and :class:`~ocsd.delivery.reliable.ReliablePolicy` (retries, outbox, dead
 letters). The notifier never reaches into the life cycle: a periodic body comes from
 a read-only :data:`BodySource`, and whatever that source or the policy raises is logged
-with its traceback, counted, and the worker goes on with the next envelope.
+with its traceback, counted, and the worker goes on with the next notification.
 """
 
 from __future__ import annotations
@@ -43,23 +43,15 @@ Spawn = Callable[[str, Callable[[], Awaitable[None]]], "asyncio.Task[None]"]
 
 @dataclass(slots=True)
 class Notification:
-    """One notification to send. A periodic one comes without a body: the notifier's
-    body source makes it just before the POST (never built to be dropped)."""
+    """One notification on its way. A periodic one comes without a body: the notifier's
+    body source makes it just before the POST (never made to be dropped). The fields
+    after ``body`` are the delivery policy's (the reliable mode's id, outbox row, attempts
+    and backoff state); the ``ocs`` mode leaves them as they are."""
 
     kind: Kind
     group_name: str
     group_dbid: int
     body: bytes = b""
-
-
-@dataclass(slots=True)
-class Envelope:
-    """A notification on its way, with what the policy needs to deliver it."""
-
-    kind: Kind
-    group_name: str
-    group_dbid: int
-    body: bytes
     message_id: str | None = None  # webhook-id, the same on every attempt (reliable)
     seq: int = 0  # the outbox row of a state notification (reliable)
     attempts: int = 0
@@ -97,11 +89,13 @@ class Workers:
     counters: DeliveryCounters
     safe_uri: str
     wake: Callable[[int], None]  # a worker has something to do
-    drop: Callable[[Envelope, str, bool], None]  # (envelope, reason, quiet): counted, logged
+    drop: Callable[
+        [Notification, str, bool], None
+    ]  # (notification, reason, quiet): counted, logged
 
 
 class DeliveryPolicy(Protocol):
-    """How envelopes wait, which goes next, and what an outcome means."""
+    """How notifications wait, which goes next, and what an outcome means."""
 
     mode: str
 
@@ -117,17 +111,17 @@ class DeliveryPolicy(Protocol):
     def periodic_waiting(self, dbid: int) -> bool:
         """Whether the group's periodic notification still waits to be sent."""
 
-    def take(self, index: int, now: float) -> Envelope | None:
-        """Worker ``index``'s next envelope, or None: nothing may go now."""
+    def take(self, index: int, now: float) -> Notification | None:
+        """Worker ``index``'s next notification, or None: nothing may go now."""
 
     def next_due(self, index: int) -> float | None:
         """When worker ``index`` has something due (loop time), None: when woken."""
 
-    def settle(self, index: int, envelope: Envelope, outcome: Outcome, now: float) -> None:
-        """What the POST of a taken envelope came to."""
+    def settle(self, index: int, notification: Notification, outcome: Outcome, now: float) -> None:
+        """What the POST of a taken notification came to."""
 
     def figures(self, in_flight: Counter[str]) -> DeliveryFigures:
-        """The gauges, given the envelopes in flight by kind."""
+        """The gauges, given the notifications in flight by kind."""
 
     def close_begins(self) -> None:
         """No more work is taken but what the mode still owes before it stops."""
@@ -156,7 +150,7 @@ class Notifier:
         self._spawn = spawn
         self._wakeups = [asyncio.Event() for _ in range(self.pool_size)]
         self._tasks: list[asyncio.Task[None]] = []
-        self._in_flight: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter(state=0, periodic=0)
         self._closing = False
         policy.bind(
             Workers(self.pool_size, self.counters, transport.safe_uri, self._wake, self._drop)
@@ -196,7 +190,7 @@ class Notifier:
     def submit(self, notification: Notification) -> None:
         """Queue a notification without waiting; drop it (counted, logged) if it cannot wait."""
         if self._closing:
-            self._drop(_envelope(notification), "shutting down", False)
+            self._drop(notification, "shutting down", False)
             return
         self.policy.submit(notification)
 
@@ -208,7 +202,7 @@ class Notifier:
         its place and is counted as superseded, without making anything.
         """
         if self._closing:
-            self._drop(Envelope("periodic", group_name, group_dbid, b""), "shutting down", False)
+            self._drop(Notification("periodic", group_name, group_dbid), "shutting down", False)
             return False
         if self.policy.periodic_waiting(group_dbid):
             self.counters.dropped[("periodic", SUPERSEDED)] += 1
@@ -219,14 +213,14 @@ class Notifier:
     def _wake(self, index: int) -> None:
         self._wakeups[index].set()
 
-    def _drop(self, envelope: Envelope, reason: str, quiet: bool) -> None:
-        self.counters.dropped[(envelope.kind, reason)] += 1
+    def _drop(self, notification: Notification, reason: str, quiet: bool) -> None:
+        self.counters.dropped[(notification.kind, reason)] += 1
         if not quiet:
             log.warning(
                 "notification dropped",
                 reason=reason,
-                kind=envelope.kind,
-                campaign_group=envelope.group_name,
+                kind=notification.kind,
+                campaign_group=notification.group_name,
                 uri=self.safe_uri,
             )
 
@@ -236,10 +230,10 @@ class Notifier:
         """One worker: take, post, settle; until closing leaves nothing to take."""
         wakeup = self._wakeups[index]
         loop = asyncio.get_running_loop()
-        policy = self.policy
+        policy, transport, in_flight = self.policy, self.transport, self._in_flight
         while True:
-            envelope = policy.take(index, loop.time())
-            if envelope is None:
+            notification = policy.take(index, loop.time())
+            if notification is None:
                 if self._closing:
                     return
                 wakeup.clear()
@@ -248,51 +242,47 @@ class Notifier:
                     async with asyncio.timeout_at(due):
                         await wakeup.wait()
                 continue
-            kind = envelope.kind
-            self._in_flight[kind] += 1
+            kind = notification.kind
+            in_flight[kind] += 1
             try:
-                await self._deliver(index, envelope, loop)
-            except Exception:  # a bug in a policy: this envelope is lost, the worker is not
+                body = notification.body or self._periodic_body(notification)
+                if not body:  # a periodic one whose group is gone (None) or failed (b"")
+                    if body is None:
+                        self._drop(notification, "group no longer loaded", True)
+                    continue
+                notification.body = body  # a retry sends the same message
+                notification.attempts += 1
+                outcome = await transport.post(
+                    kind, notification.group_name, body, notification.message_id,
+                    notification.attempts,
+                )  # fmt: skip
+                policy.settle(index, notification, outcome, loop.time())
+            except Exception:  # a bug in a policy: this notification is lost, not the worker
                 self.counters.failed[(kind, INTERNAL_ERROR)] += 1
                 log.exception(
                     "notification failed: internal error",
                     kind=kind,
-                    campaign_group=envelope.group_name,
+                    campaign_group=notification.group_name,
                     uri=self.safe_uri,
                 )
             finally:
-                self._in_flight[kind] -= 1
+                in_flight[kind] -= 1
             # no yield needed between POSTs: there are as many workers as pooled
             # connections, so a worker never waits for another's connection
 
-    async def _deliver(
-        self, index: int, envelope: Envelope, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        body = envelope.body or self._periodic_body(envelope)
-        if not body:  # a periodic one whose group is gone (None) or whose body failed (b"")
-            if body is None:
-                self._drop(envelope, "group no longer loaded", True)
-            return
-        envelope.body = body  # a retry sends the same message
-        envelope.attempts += 1
-        outcome = await self.transport.post(
-            envelope.kind, envelope.group_name, body, envelope.message_id, envelope.attempts
-        )
-        self.policy.settle(index, envelope, outcome, loop.time())
-
-    def _periodic_body(self, envelope: Envelope) -> bytes | None:
-        """The body a periodic envelope came without: None if the group is gone, b"" if
+    def _periodic_body(self, notification: Notification) -> bytes | None:
+        """The body a periodic notification came without: None if the group is gone, b"" if
         the source failed (logged with its traceback, counted as a failure)."""
         if self._source is None:
             return b""
         try:
-            return self._source(envelope.group_dbid)
+            return self._source(notification.group_dbid)
         except Exception:
-            self.counters.failed[(envelope.kind, INTERNAL_ERROR)] += 1
+            self.counters.failed[(notification.kind, INTERNAL_ERROR)] += 1
             log.exception(
                 "periodic body could not be made: internal error",
-                campaign_group=envelope.group_name,
-                dbid=envelope.group_dbid,
+                campaign_group=notification.group_name,
+                dbid=notification.group_dbid,
             )
             return b""
 
@@ -319,9 +309,3 @@ class Notifier:
         if still_running:
             await asyncio.wait(still_running)
         return len(still_running)
-
-
-def _envelope(notification: Notification) -> Envelope:
-    return Envelope(
-        notification.kind, notification.group_name, notification.group_dbid, notification.body
-    )

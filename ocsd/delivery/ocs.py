@@ -16,7 +16,6 @@ from typing import Any
 from ocsd.delivery.notifier import (
     SUPERSEDED,
     DeliveryFigures,
-    Envelope,
     Notification,
     Workers,
 )
@@ -35,10 +34,10 @@ class _Queue:
     __slots__ = ("periodic", "state")
 
     def __init__(self) -> None:
-        self.state: deque[Envelope] = deque()
-        self.periodic: dict[int, Envelope] = {}
+        self.state: deque[Notification] = deque()
+        self.periodic: dict[int, Notification] = {}
 
-    def take(self) -> Envelope | None:
+    def take(self) -> Notification | None:
         if self.state:
             return self.state.popleft()
         if self.periodic:
@@ -55,18 +54,14 @@ class OcsPolicy:
 
     mode = "ocs"
 
+    _workers: Workers  # set by bind(), before anything else
+
     def __init__(self) -> None:
         self._queues: list[_Queue] = []
-        self._workers: Workers | None = None
 
     def bind(self, workers: Workers) -> None:
         self._workers = workers
         self._queues = [_Queue() for _ in range(workers.pool_size)]
-
-    @property
-    def workers(self) -> Workers:
-        assert self._workers is not None, "bound by the Notifier"
-        return self._workers
 
     async def start(self, after: asyncio.Task[Any] | None) -> None:
         """Sends at once: OCS does not wait for the previous pool of a reload."""
@@ -74,26 +69,25 @@ class OcsPolicy:
     # -- producing -----------------------------------------------------------------------
 
     def submit(self, notification: Notification) -> None:
-        workers = self.workers
+        workers = self._workers
         dbid = notification.group_dbid
         index = dbid % workers.pool_size
         queue = self._queues[index]
-        envelope = Envelope(notification.kind, notification.group_name, dbid, notification.body)
-        if envelope.kind == "state":
+        if notification.kind == "state":
             if len(queue.state) >= STATE_BACKLOG_PER_WORKER:
-                workers.drop(envelope, "backlog full", False)
+                workers.drop(notification, "backlog full", False)
                 return
             stale = queue.periodic.pop(dbid, None)
             if stale is not None:
                 workers.drop(stale, "superseded by a state notification", True)
-            queue.state.append(envelope)
+            queue.state.append(notification)
         else:
             # a group already waiting keeps its place in the queue (the newest content
             # goes out there): under overload every group is served in turn
             stale = queue.periodic.get(dbid)
             if stale is not None:
                 workers.drop(stale, SUPERSEDED, True)
-            queue.periodic[dbid] = envelope
+            queue.periodic[dbid] = notification
         workers.wake(index)
 
     def periodic_waiting(self, dbid: int) -> bool:
@@ -101,26 +95,25 @@ class OcsPolicy:
 
     # -- sending -------------------------------------------------------------------------
 
-    def take(self, index: int, now: float) -> Envelope | None:
+    def take(self, index: int, now: float) -> Notification | None:
         return self._queues[index].take()
 
     def next_due(self, index: int) -> float | None:
         return None
 
-    def settle(self, index: int, envelope: Envelope, outcome: Outcome, now: float) -> None:
-        counters = self.workers.counters
-        kind = envelope.kind
+    def settle(self, index: int, notification: Notification, outcome: Outcome, now: float) -> None:
+        kind = notification.kind
         if outcome.reason is None:
-            counters.sent[kind] += 1
+            self._workers.counters.sent[kind] += 1
             return
-        counters.failed[(kind, outcome.reason)] += 1
+        self._workers.counters.failed[(kind, outcome.reason)] += 1
         log.warning(
             "HTTP notification failed",
             msgid=message_of(kind)[0],
             reason=outcome.reason,
             kind=kind,
-            campaign_group=envelope.group_name,
-            uri=self.workers.safe_uri,
+            campaign_group=notification.group_name,
+            uri=self._workers.safe_uri,
             elapsed_ms=round(outcome.elapsed * 1000, 1),
             **outcome.detail,
         )
@@ -133,8 +126,8 @@ class OcsPolicy:
     def close_begins(self) -> None:
         """Waiting periodic notifications are dropped; queued state ones still go."""
         for queue in self._queues:
-            for envelope in queue.periodic.values():
-                self.workers.drop(envelope, "shutting down", True)
+            for notification in queue.periodic.values():
+                self._workers.drop(notification, "shutting down", True)
             queue.periodic.clear()
 
     async def closed(self, abandoned: int) -> None:
@@ -144,6 +137,6 @@ class OcsPolicy:
                 "notifications abandoned at shutdown",
                 in_flight=abandoned,
                 unsent=unsent,
-                uri=self.workers.safe_uri,
+                uri=self._workers.safe_uri,
             )
-            self.workers.counters.dropped[("state", "shutting down")] += unsent
+            self._workers.counters.dropped[("state", "shutting down")] += unsent

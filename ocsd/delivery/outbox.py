@@ -37,7 +37,7 @@ import orjson
 from ocsd.delivery.errors import OutboxError
 
 if TYPE_CHECKING:
-    from ocsd.delivery.notifier import Envelope
+    from ocsd.delivery.notifier import Notification
 
 __all__ = [
     "DeadLetters",
@@ -292,21 +292,21 @@ class DeadLetters:
 
 
 def dead_letter_record(
-    envelope: Envelope, reason: str, detail: str, safe_uri: str
+    notification: Notification, reason: str, detail: str, safe_uri: str
 ) -> dict[str, Any]:
     """The dead-letter line of a state notification given up: enough to re-send it."""
     return {
-        "id": envelope.message_id,
+        "id": notification.message_id,
         "kind": "state",
-        "dbid": envelope.group_dbid,
-        "campaign_group": envelope.group_name,
+        "dbid": notification.group_dbid,
+        "campaign_group": notification.group_name,
         "reason": reason,
         "detail": detail,
-        "attempts": envelope.attempts,
-        "created": round(envelope.created, 3),
+        "attempts": notification.attempts,
+        "created": round(notification.created, 3),
         "dead_at": round(time.time(), 3),
         "uri": safe_uri,
-        "body": envelope.body.decode("utf-8", "replace"),
+        "body": notification.body.decode("utf-8", "replace"),
     }
 
 

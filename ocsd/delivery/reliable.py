@@ -35,7 +35,6 @@ from ocsd.delivery.lanes import Lane
 from ocsd.delivery.notifier import (
     SUPERSEDED,
     DeliveryFigures,
-    Envelope,
     Notification,
     Workers,
 )
@@ -75,19 +74,33 @@ class Backoff:
         return delay
 
 
-def _failure_fields(envelope: Envelope, outcome: Outcome, safe_uri: str) -> dict[str, Any]:
+def _failure_fields(notification: Notification, outcome: Outcome, safe_uri: str) -> dict[str, Any]:
     """The fields of the log line of a failed attempt."""
     return {
-        "msgid": message_of(envelope.kind)[0],
+        "msgid": message_of(notification.kind)[0],
         "reason": outcome.reason,
-        "kind": envelope.kind,
-        "campaign_group": envelope.group_name,
+        "kind": notification.kind,
+        "campaign_group": notification.group_name,
         "uri": safe_uri,
         "elapsed_ms": round(outcome.elapsed * 1000, 1),
-        "attempt": envelope.attempts,
-        "webhook_id": envelope.message_id,
+        "attempt": notification.attempts,
+        "webhook_id": notification.message_id,
         **outcome.detail,
     }
+
+
+def _from_dead_letter(record: dict[str, Any]) -> Notification:
+    """A dead letter back as a state notification: its id and body, attempt count anew."""
+    return Notification(
+        "state",
+        str(record.get("campaign_group", "")),
+        record["dbid"],
+        record["body"].encode("utf-8"),
+        record["id"],
+        next_seq(),
+        0,
+        float(record.get("created", time.time())),
+    )
 
 
 class ReliablePolicy:
@@ -165,7 +178,7 @@ class ReliablePolicy:
         if notification.kind == "periodic":
             self._submit_periodic(notification)
             return
-        envelope = Envelope(
+        notification = Notification(
             "state",
             notification.group_name,
             notification.group_dbid,
@@ -175,10 +188,10 @@ class ReliablePolicy:
             0,
             time.time(),
         )
-        self.backlog.store(envelope, self._closing)
+        self.backlog.store(notification, self._closing)
 
     def _submit_periodic(self, notification: Notification) -> None:
-        envelope = Envelope(
+        notification = Notification(
             "periodic",
             notification.group_name,
             notification.group_dbid,
@@ -186,10 +199,10 @@ class ReliablePolicy:
             new_message_id(),
         )
         if self._gone:
-            self.workers.drop(envelope, "delivery stopped (HTTP 410)", True)
+            self.workers.drop(notification, "delivery stopped (HTTP 410)", True)
             return
         index = notification.group_dbid % self.workers.pool_size
-        stale = self._lanes[index].add_periodic(envelope)
+        stale = self._lanes[index].add_periodic(notification)
         if stale is not None:
             self.workers.drop(stale, SUPERSEDED, True)
         self.workers.wake(index)
@@ -199,78 +212,88 @@ class ReliablePolicy:
 
     # -- sending -------------------------------------------------------------------------
 
-    def take(self, index: int, now: float) -> Envelope | None:
+    def take(self, index: int, now: float) -> Notification | None:
         if not self._active or self._closing or self._gone:
             return None
         lane, backlog = self._lanes[index], self.backlog
-        envelope = lane.take(now, periodic_allowed=not backlog.spilled)
-        if envelope is None and backlog.refill_when_low():
-            envelope = lane.take(now, periodic_allowed=not backlog.spilled)
-        if envelope is not None and envelope.kind == "state" and self.outbox.dirty:
+        notification = lane.take(now, periodic_allowed=not backlog.spilled)
+        if notification is None and backlog.refill_when_low():
+            notification = lane.take(now, periodic_allowed=not backlog.spilled)
+        if notification is not None and notification.kind == "state" and self.outbox.dirty:
             backlog.flush()  # recorded before it is sent
-        return envelope
+        return notification
 
     def next_due(self, index: int) -> float | None:
         return self._lanes[index].next_due()
 
-    def settle(self, index: int, envelope: Envelope, outcome: Outcome, now: float) -> None:
+    def settle(self, index: int, notification: Notification, outcome: Outcome, now: float) -> None:
         lane = self._lanes[index]
         if outcome.status is None and outcome.reason is not None:
             self._receiver_down = True
         elif self._receiver_down:
             self._receiver_back(now)
         if outcome.reason is None:
-            self._delivered(lane, envelope)
+            self._delivered(lane, notification)
             return
         counters = self.workers.counters
-        counters.failed[(envelope.kind, outcome.reason)] += 1
-        fields = _failure_fields(envelope, outcome, self.workers.safe_uri)
+        counters.failed[(notification.kind, outcome.reason)] += 1
+        fields = _failure_fields(notification, outcome, self.workers.safe_uri)
         if outcome.status == 410:
-            self._stop_delivery(envelope, fields)
-        elif envelope.kind == "periodic":
-            self._periodic_failed(lane, envelope, outcome, now, fields)
-        elif outcome.retryable and envelope.attempts < self.backoff.max_attempts:
-            self._state_retry(lane, envelope, outcome, now, fields)
+            self._stop_delivery(notification, fields)
+        elif notification.kind == "periodic":
+            self._periodic_failed(lane, notification, outcome, now, fields)
+        elif outcome.retryable and notification.attempts < self.backoff.max_attempts:
+            self._state_retry(lane, notification, outcome, now, fields)
         else:
             why = (
-                f"{outcome.reason} after {envelope.attempts} attempts"
+                f"{outcome.reason} after {notification.attempts} attempts"
                 if outcome.retryable
                 else f"{outcome.reason} (not retried)"
             )
             log.warning("HTTP notification failed", **fields, retry=False)
-            self._dead_letter(lane, envelope, outcome.reason or "error", why, now)
+            self._dead_letter(lane, notification, outcome.reason or "error", why, now)
 
-    def _delivered(self, lane: Lane, envelope: Envelope) -> None:
-        self.workers.counters.sent[envelope.kind] += 1
-        if envelope.kind == "state":
-            self.backlog.done(lane, envelope)
+    def _delivered(self, lane: Lane, notification: Notification) -> None:
+        self.workers.counters.sent[notification.kind] += 1
+        if notification.kind == "state":
+            self.backlog.done(lane, notification)
         else:
-            lane.periodic_streak.pop(envelope.group_dbid, None)
+            lane.periodic_streak.pop(notification.group_dbid, None)
 
     def _periodic_failed(
-        self, lane: Lane, envelope: Envelope, outcome: Outcome, now: float, fields: dict[str, Any]
+        self,
+        lane: Lane,
+        notification: Notification,
+        outcome: Outcome,
+        now: float,
+        fields: dict[str, Any],
     ) -> None:
-        dbid = envelope.group_dbid
+        dbid = notification.group_dbid
         streak = lane.periodic_streak.get(dbid, 0) + 1
         lane.periodic_streak[dbid] = streak
         if not outcome.retryable:
             log.warning("HTTP notification failed", **fields, retry=False)
             return
         delay = self.backoff.delay(streak, outcome.retry_after)
-        lane.periodic_failed(envelope, now + delay)
+        lane.periodic_failed(notification, now + delay)
         self.workers.counters.retried["periodic"] += 1
         log.warning("HTTP notification failed", **fields, retry_in_s=round(delay, 3))
 
     def _state_retry(
-        self, lane: Lane, envelope: Envelope, outcome: Outcome, now: float, fields: dict[str, Any]
+        self,
+        lane: Lane,
+        notification: Notification,
+        outcome: Outcome,
+        now: float,
+        fields: dict[str, Any],
     ) -> None:
-        if envelope.unreachable and outcome.status is not None:
-            envelope.streak = 0  # it answers now: its backoff starts afresh
-        envelope.streak += 1
-        envelope.unreachable = outcome.status is None
-        delay = self.backoff.delay(envelope.streak, outcome.retry_after)
-        self.backlog.set_attempts(envelope)
-        lane.state_retry(envelope.group_dbid, now + delay)
+        if notification.unreachable and outcome.status is not None:
+            notification.streak = 0  # it answers now: its backoff starts afresh
+        notification.streak += 1
+        notification.unreachable = outcome.status is None
+        delay = self.backoff.delay(notification.streak, outcome.retry_after)
+        self.backlog.set_attempts(notification)
+        lane.state_retry(notification.group_dbid, now + delay)
         self.workers.counters.retried["state"] += 1
         log.warning("HTTP notification failed", **fields, retry_in_s=round(delay, 3))
 
@@ -291,34 +314,34 @@ class ReliablePolicy:
             )
 
     def _dead_letter(
-        self, lane: Lane, envelope: Envelope, reason: str, why: str, now: float
+        self, lane: Lane, notification: Notification, reason: str, why: str, now: float
     ) -> None:
-        record = dead_letter_record(envelope, reason, why, self.workers.safe_uri)
+        record = dead_letter_record(notification, reason, why, self.workers.safe_uri)
         try:
             self.dead_letters.append(record)
         except OutboxError as exc:
             # keep it in the outbox rather than lose it; the group stays blocked behind it
             log.error("dead-letter write failed; kept in the outbox", error=str(exc))
-            lane.state_retry(envelope.group_dbid, now + DEAD_LETTER_RETRY_S)
+            lane.state_retry(notification.group_dbid, now + DEAD_LETTER_RETRY_S)
             return
         self.workers.counters.dead_lettered[reason] += 1
-        self.backlog.done(lane, envelope)
+        self.backlog.done(lane, notification)
         log.error(
             "notification dead-lettered",
             reason=reason,
             detail=why,
-            campaign_group=envelope.group_name,
-            webhook_id=envelope.message_id,
-            attempts=envelope.attempts,
+            campaign_group=notification.group_name,
+            webhook_id=notification.message_id,
+            attempts=notification.attempts,
             dead_letter_file=self.dead_letters.path,
             uri=self.workers.safe_uri,
         )
 
-    def _stop_delivery(self, envelope: Envelope, fields: dict[str, Any]) -> None:
+    def _stop_delivery(self, notification: Notification, fields: dict[str, Any]) -> None:
         """410 Gone: nothing more goes to this URI until the configuration changes."""
         self._gone = True
-        if envelope.kind == "state":
-            self.backlog.set_attempts(envelope)
+        if notification.kind == "state":
+            self.backlog.set_attempts(notification)
         for lane in self._lanes:
             for dropped in lane.clear_periodic():
                 self.workers.drop(dropped, "delivery stopped (HTTP 410)", True)
@@ -338,21 +361,12 @@ class ReliablePolicy:
         """
         taken = await self.dead_letters.take(message_ids)
         for record in taken:
-            envelope = Envelope(
-                "state",
-                str(record.get("campaign_group", "")),
-                record["dbid"],
-                record["body"].encode("utf-8"),
-                record["id"],
-                next_seq(),
-                0,
-                float(record.get("created", time.time())),
-            )
-            self.backlog.store(envelope, self._closing)
+            notification = _from_dead_letter(record)
+            self.backlog.store(notification, self._closing)
             log.info(
                 "dead letter re-sent",
-                webhook_id=envelope.message_id,
-                campaign_group=envelope.group_name,
+                webhook_id=notification.message_id,
+                campaign_group=notification.group_name,
                 uri=self.workers.safe_uri,
             )
         return taken
@@ -375,8 +389,8 @@ class ReliablePolicy:
         if self._activation is not None and not self._activation.done():
             self._activation.cancel()
         for lane in self._lanes:
-            for envelope in lane.clear_periodic():
-                self.workers.drop(envelope, "shutting down", True)
+            for notification in lane.clear_periodic():
+                self.workers.drop(notification, "shutting down", True)
 
     async def closed(self, abandoned: int) -> None:
         if self._activation is not None:

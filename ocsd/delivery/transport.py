@@ -39,9 +39,16 @@ INTERNAL_ERROR = "internal error"
 log = get_logger("ocsd.delivery")
 
 
+#: The trace message id and text template of each notification kind (spec section 7).
+MESSAGES: dict[str, tuple[int, str]] = {
+    "state": (MSG_STATE, STATE_TEXT),
+    "periodic": (MSG_PERIODIC, PERIODIC_TEXT),
+}
+
+
 def message_of(kind: Kind) -> tuple[int, str]:
-    """The trace message id and text template of a notification kind (spec section 7)."""
-    return (MSG_STATE, STATE_TEXT) if kind == "state" else (MSG_PERIODIC, PERIODIC_TEXT)
+    """The trace message id and text template of a notification kind."""
+    return MESSAGES[kind]
 
 
 @dataclass(slots=True)
@@ -148,12 +155,17 @@ class Transport:
         """One attempt: the trace line, the POST, its latency; never raises but for
         cancellation. ``message_id`` and ``attempt`` go into the trace line when the
         message has an id (reliable mode)."""
-        msgid, text = message_of(kind)
-        extra = {"attempt": attempt, "webhook_id": message_id} if message_id else {}
+        msgid, text = MESSAGES[kind]
         started = time.perf_counter()
         try:
-            headers = self.headers(message_id, body)
-            trace_lines.write(msgid, text, group_name, self.safe_uri, **extra)
+            if message_id is None:
+                headers = self._signer.headers(new_message_id(), body) if self._signer else None
+                trace_lines.write(msgid, text, group_name, self.safe_uri)
+            else:
+                headers = self.headers(message_id, body)
+                trace_lines.write(
+                    msgid, text, group_name, self.safe_uri, attempt=attempt, webhook_id=message_id
+                )
             outcome = await self._send(body, headers)
         except Exception:
             log.exception(

@@ -490,9 +490,8 @@ async def start_site(app: web.Application, host: str, port: int) -> tuple[web.Ap
     except OSError:
         await runner.cleanup()
         raise
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or []
-    return runner, (sockets[0].getsockname()[1] if sockets else port)
+    addresses = runner.addresses
+    return runner, (addresses[0][1] if addresses else port)
 
 
 def url_host(host: str) -> str:

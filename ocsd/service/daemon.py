@@ -267,6 +267,7 @@ class Daemon:
                     task.cancel()
             return
         log.info("stop requested", signal=signal.Signals(sig).name if sig else None)
+        self.state.stopping = True  # /readyz says so from now on
         self._should_exit.set()
 
     def _task_failed(self, name: str) -> None:
