@@ -238,6 +238,9 @@ class Notifier:
                     return
                 wakeup.clear()
                 due = policy.next_due(index)
+                if due is None:  # the usual idle case: no timeout object to make
+                    await wakeup.wait()
+                    continue
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(due):
                         await wakeup.wait()

@@ -36,31 +36,8 @@ from typing import IO, Any
 import orjson
 from aiohttp import web
 
-from ocsd.core.genesys import (
-    GSW_CALLING_LIST_DBID,
-    GSW_CALLING_LIST_NAME,
-    GSW_CALLING_LISTS,
-    GSW_CAMPAIGN_GROUP_ACTION,
-    GSW_CAMPAIGN_GROUP_ACTOR,
-    GSW_CAMPAIGN_GROUP_DBID,
-    GSW_CAMPAIGN_GROUP_NAME,
-    GSW_CAMPAIGN_GROUP_STATUS,
-    GSW_CAMPAIGN_GROUP_UUID,
-    GSW_CAMPAIGN_NAME,
-    GSW_CAMPAIGN_TEMPLATE_NAME,
-    GSW_DATE_TIME,
-    GSW_DIAL_MODE,
-    GSW_GROUP_NAME,
-    GSW_OPTIMIZE_BY,
-    GSW_OPTIMIZE_GOAL,
-    GSW_QUEUE_NAME,
-    GSW_STAT_BUSY_FACTOR,
-    GSW_STAT_HIT_RATIO,
-    GSW_STAT_OVERDIAL_RATE,
-    GSW_STAT_TIME_TO_COMPLETE,
-    GSW_TENANT_NAME,
-    status_name,
-)
+from ocsd.core import genesys as gsw
+from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
 from ocsd.receiver.validate import (
     LifeCycleChecker,
@@ -105,10 +82,10 @@ SECURITY_HEADERS = {
 }
 ACTORS = {0: "unknown", 1: "client", 2: "schedule", 3: "OCS"}
 STATISTICS = (
-    ("busy_factor", GSW_STAT_BUSY_FACTOR),
-    ("hit_ratio", GSW_STAT_HIT_RATIO),
-    ("overdial_rate", GSW_STAT_OVERDIAL_RATE),
-    ("time_to_complete", GSW_STAT_TIME_TO_COMPLETE),
+    ("busy_factor", gsw.GSW_STAT_BUSY_FACTOR),
+    ("hit_ratio", gsw.GSW_STAT_HIT_RATIO),
+    ("overdial_rate", gsw.GSW_STAT_OVERDIAL_RATE),
+    ("time_to_complete", gsw.GSW_STAT_TIME_TO_COMPLETE),
 )
 
 
@@ -142,20 +119,20 @@ class Judgement:
 
 def summary(body: dict[str, Any]) -> str:
     """One line about a valid body: ``Renewals@Retention Team: StartDialing (9) by ...``."""
-    action = body.get(GSW_CAMPAIGN_GROUP_ACTION, -1)
-    status = body.get(GSW_CAMPAIGN_GROUP_STATUS, -1)
-    actor = ACTORS.get(body.get(GSW_CAMPAIGN_GROUP_ACTOR, -1), "?")
+    action = body.get(gsw.GSW_CAMPAIGN_GROUP_ACTION, -1)
+    status = body.get(gsw.GSW_CAMPAIGN_GROUP_STATUS, -1)
+    actor = ACTORS.get(body.get(gsw.GSW_CAMPAIGN_GROUP_ACTOR, -1), "?")
     what = "periodic" if action == 0 else f"{action_name(action)} by {actor}"
-    text = f"{body.get('GSW_CAMPAIGN_GROUP_NAME')}: {what} -> {status_name(status)}"
-    if GSW_DIAL_MODE in body:
-        text += f", dial mode {body['GSW_DIAL_MODE']}"
+    text = f"{body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)}: {what} -> {status_name(status)}"
+    if gsw.GSW_DIAL_MODE in body:
+        text += f", dial mode {body[gsw.GSW_DIAL_MODE]}"
     stats = [
         f"{short}={_fmt(body.get(key))}"
         for short, key in (
-            ("busy", GSW_STAT_BUSY_FACTOR),
-            ("hit", GSW_STAT_HIT_RATIO),
-            ("overdial", GSW_STAT_OVERDIAL_RATE),
-            ("ttc", GSW_STAT_TIME_TO_COMPLETE),
+            ("busy", gsw.GSW_STAT_BUSY_FACTOR),
+            ("hit", gsw.GSW_STAT_HIT_RATIO),
+            ("overdial", gsw.GSW_STAT_OVERDIAL_RATE),
+            ("ttc", gsw.GSW_STAT_TIME_TO_COMPLETE),
         )
     ]
     return f"{text}; {' '.join(stats)}"
@@ -182,13 +159,13 @@ def _feed_item(
         "rule": first.rule if first else None,
         "field": first.field if first else None,
         "error": first.message if first else None,
-        "group": _text(body, GSW_CAMPAIGN_GROUP_NAME),
-        "dbid": _text(body, GSW_CAMPAIGN_GROUP_DBID),
-        "at": _text(body, GSW_DATE_TIME),
-        "action": _value(body, GSW_CAMPAIGN_GROUP_ACTION),
-        "status": _value(body, GSW_CAMPAIGN_GROUP_STATUS),
-        "actor": _value(body, GSW_CAMPAIGN_GROUP_ACTOR),
-        "dial_mode": _value(body, GSW_DIAL_MODE),
+        "group": _text(body, gsw.GSW_CAMPAIGN_GROUP_NAME),
+        "dbid": _text(body, gsw.GSW_CAMPAIGN_GROUP_DBID),
+        "at": _text(body, gsw.GSW_DATE_TIME),
+        "action": _value(body, gsw.GSW_CAMPAIGN_GROUP_ACTION),
+        "status": _value(body, gsw.GSW_CAMPAIGN_GROUP_STATUS),
+        "actor": _value(body, gsw.GSW_CAMPAIGN_GROUP_ACTOR),
+        "dial_mode": _value(body, gsw.GSW_DIAL_MODE),
         **{name: _value(body, key) for name, key in STATISTICS},
     }
 
@@ -197,29 +174,29 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
     """The dashboard's row of a group, from a body that holds to the schema."""
     return {
         "dbid": dbid,
-        "name": body[GSW_CAMPAIGN_GROUP_NAME],
-        "uuid": body[GSW_CAMPAIGN_GROUP_UUID],
-        "campaign": body[GSW_CAMPAIGN_NAME],
-        "group": body[GSW_GROUP_NAME],
-        "template": body.get(GSW_CAMPAIGN_TEMPLATE_NAME),
-        "queue": body[GSW_QUEUE_NAME],
-        "tenant": body[GSW_TENANT_NAME],
-        "status": body[GSW_CAMPAIGN_GROUP_STATUS],
-        "dial_mode": body.get(GSW_DIAL_MODE),
-        "optimize_by": body.get(GSW_OPTIMIZE_BY),
-        "optimize_goal": body.get(GSW_OPTIMIZE_GOAL),
-        "action": body[GSW_CAMPAIGN_GROUP_ACTION],
-        "actor": body[GSW_CAMPAIGN_GROUP_ACTOR],
+        "name": body[gsw.GSW_CAMPAIGN_GROUP_NAME],
+        "uuid": body[gsw.GSW_CAMPAIGN_GROUP_UUID],
+        "campaign": body[gsw.GSW_CAMPAIGN_NAME],
+        "group": body[gsw.GSW_GROUP_NAME],
+        "template": body.get(gsw.GSW_CAMPAIGN_TEMPLATE_NAME),
+        "queue": body[gsw.GSW_QUEUE_NAME],
+        "tenant": body[gsw.GSW_TENANT_NAME],
+        "status": body[gsw.GSW_CAMPAIGN_GROUP_STATUS],
+        "dial_mode": body.get(gsw.GSW_DIAL_MODE),
+        "optimize_by": body.get(gsw.GSW_OPTIMIZE_BY),
+        "optimize_goal": body.get(gsw.GSW_OPTIMIZE_GOAL),
+        "action": body[gsw.GSW_CAMPAIGN_GROUP_ACTION],
+        "actor": body[gsw.GSW_CAMPAIGN_GROUP_ACTOR],
         "at": at,
         "received": received,
         "calling_lists": [
             {
-                "name": cl[GSW_CALLING_LIST_NAME],
-                "dbid": cl[GSW_CALLING_LIST_DBID],
-                "hit_ratio": cl[GSW_STAT_HIT_RATIO],
-                "time_to_complete": cl[GSW_STAT_TIME_TO_COMPLETE],
+                "name": cl[gsw.GSW_CALLING_LIST_NAME],
+                "dbid": cl[gsw.GSW_CALLING_LIST_DBID],
+                "hit_ratio": cl[gsw.GSW_STAT_HIT_RATIO],
+                "time_to_complete": cl[gsw.GSW_STAT_TIME_TO_COMPLETE],
             }
-            for cl in body[GSW_CALLING_LISTS]
+            for cl in body[gsw.GSW_CALLING_LISTS]
         ],
         **{name: body[key] for name, key in STATISTICS},
     }
@@ -243,7 +220,7 @@ class Board:
         schema_valid = judgement.http_status in (200, 409)
         if body is None or not schema_valid:
             return
-        dbid = str(body[GSW_CAMPAIGN_GROUP_DBID])
+        dbid = str(body[gsw.GSW_CAMPAIGN_GROUP_DBID])
         group = self.groups.get(dbid)
         if group is None:
             if len(self.groups) >= BOARD_GROUPS:
@@ -255,7 +232,7 @@ class Board:
         group["last_verdict"] = first.rule if first else "valid"
         if first is not None and first.rule == "timestamp":
             return  # an older message: the view and the series keep the newer one
-        at = float(body[GSW_DATE_TIME])
+        at = float(body[gsw.GSW_DATE_TIME])
         group.update(_group_view(dbid, at, received, body))
         points = self.series.setdefault(dbid, deque(maxlen=SERIES_POINTS))
         points.append([at, *(body[key] for _name, key in STATISTICS)])
@@ -376,15 +353,15 @@ class Sink:
                 log.info(
                     "notification received",
                     summary=summary(body),
-                    campaign_group=body.get(GSW_CAMPAIGN_GROUP_NAME),
-                    dbid=body.get(GSW_CAMPAIGN_GROUP_DBID),
-                    status=body.get(GSW_CAMPAIGN_GROUP_STATUS),
-                    action=body.get(GSW_CAMPAIGN_GROUP_ACTION),
-                    actor=body.get(GSW_CAMPAIGN_GROUP_ACTOR),
-                    busy_factor=body.get(GSW_STAT_BUSY_FACTOR),
-                    hit_ratio=body.get(GSW_STAT_HIT_RATIO),
-                    overdial_rate=body.get(GSW_STAT_OVERDIAL_RATE),
-                    time_to_complete=body.get(GSW_STAT_TIME_TO_COMPLETE),
+                    campaign_group=body.get(gsw.GSW_CAMPAIGN_GROUP_NAME),
+                    dbid=body.get(gsw.GSW_CAMPAIGN_GROUP_DBID),
+                    status=body.get(gsw.GSW_CAMPAIGN_GROUP_STATUS),
+                    action=body.get(gsw.GSW_CAMPAIGN_GROUP_ACTION),
+                    actor=body.get(gsw.GSW_CAMPAIGN_GROUP_ACTOR),
+                    busy_factor=body.get(gsw.GSW_STAT_BUSY_FACTOR),
+                    hit_ratio=body.get(gsw.GSW_STAT_HIT_RATIO),
+                    overdial_rate=body.get(gsw.GSW_STAT_OVERDIAL_RATE),
+                    time_to_complete=body.get(gsw.GSW_STAT_TIME_TO_COMPLETE),
                 )
         else:
             self.refused += 1
@@ -395,8 +372,8 @@ class Sink:
                 rule=first.rule,
                 field=first.field,
                 error=first.message,
-                campaign_group=body.get(GSW_CAMPAIGN_GROUP_NAME),
-                dbid=body.get(GSW_CAMPAIGN_GROUP_DBID),
+                campaign_group=body.get(gsw.GSW_CAMPAIGN_GROUP_NAME),
+                dbid=body.get(gsw.GSW_CAMPAIGN_GROUP_DBID),
             )
         return entry
 

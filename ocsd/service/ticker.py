@@ -16,6 +16,12 @@ from ocsd.logs import get_logger
 
 log = get_logger("ocsd.service")
 
+#: uvloop's clock and timers count whole milliseconds, so a timer may fire up to this
+#: much before its due time; a due time that close counts as reached. Without it the
+#: phased ticker spun through ~160 zero-delay waits per slot in the last millisecond
+#: (tests/unit/test_ticker.py counts the waits).
+TIMER_RESOLUTION_S = 0.001
+
 
 class _Grid:
     """What both tickers share: an interval that can change (re-anchoring at once),
@@ -55,7 +61,7 @@ class _Grid:
     async def _wait_until(self, loop: asyncio.AbstractEventLoop, due: float) -> bool:
         """Sleep until ``due``; False if the interval changed meanwhile (re-anchor)."""
         delay = due - loop.time()
-        if delay > 0:
+        if delay > TIMER_RESOLUTION_S:
             try:
                 await asyncio.wait_for(self._changed.wait(), delay)
                 return False
@@ -79,7 +85,7 @@ class Ticker(_Grid):
             due = anchor + step * interval
             if not await self._wait_until(loop, due):
                 return
-            lateness = loop.time() - due
+            lateness = max(0.0, loop.time() - due)
             if lateness >= interval:
                 missed = math.floor(lateness / interval)
                 self.skipped += missed
@@ -153,7 +159,9 @@ class PhasedTicker(_Grid):
             if not await self._wait_until(loop, anchor + (done + 1) * width):
                 return
             now = loop.time()
-            due = math.floor((now - anchor) / width)  # slots due by now
+            # slots due by now: at least the one waited for (the wait may end up to
+            # TIMER_RESOLUTION_S early, and the division may round just below it)
+            due = max(done + 1, math.floor((now - anchor + TIMER_RESOLUTION_S) / width))
             behind = due - done
             if behind > slots:
                 missed = (behind - 1) // slots * slots
@@ -168,7 +176,7 @@ class PhasedTicker(_Grid):
                 done += 1
                 self.ticks += 1
                 try:
-                    self._on_slot((done - 1) % slots, now - (anchor + done * width))
+                    self._on_slot((done - 1) % slots, max(0.0, now - (anchor + done * width)))
                 except Exception:
                     log.exception("periodic tick failed")
 

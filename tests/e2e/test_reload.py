@@ -11,11 +11,11 @@ import signal
 import time
 
 import pytest
+from support.ini import GROUP_D, group_d
 
 pytestmark = pytest.mark.e2e
 
 GROUP_A = "Renewals@Retention Team"  # 101
-GROUP_D = "Winback@Sales"  # 104, added by an edit
 RELOADED = "configuration reloaded"
 REFUSED = "configuration refused; still running on the previous one"
 
@@ -156,20 +156,7 @@ async def test_an_added_group_appears_not_loaded(
     async with ocsd_process(config) as proc:
         control = control_for(proc.control_url)
         await control.ok(101, "LoadCampaign")
-        added = ini_sections(
-            receiver.url,
-            **{
-                "calling-list:Winback_Dec": {"dbid": 231, "records": 800},
-                f"campaign-group:{GROUP_D}": {
-                    "dbid": 104,
-                    "campaign": "Winback",
-                    "group": "Sales",
-                    "queue": "7004",
-                    "dial-mode": "progressive",
-                    "calling-lists": "Winback_Dec",
-                },
-            },
-        )
+        added = ini_sections(receiver.url, **group_d("progressive"))
         rewrite_ini(config, added)
         line, _ = await _reload(proc, "SIGHUP")
         status, listing = await control.request("GET", "/campaigngroups")

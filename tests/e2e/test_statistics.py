@@ -11,11 +11,11 @@ by 0.08 or more in every one of 300 offline runs of the same set-up.
 from __future__ import annotations
 
 import pytest
+from support.ini import group_d
 
 pytestmark = pytest.mark.e2e
 
 GROUP_A = "Renewals@Retention Team"  # 101, predictive busy-factor 85
-GROUP_D = "Winback@Sales"  # 104, preview
 LIVE_ANSWER_RATE = 0.35
 STATS = (
     "GSW_STAT_BUSY_FACTOR",
@@ -45,16 +45,7 @@ async def test_statistics_of_running_groups(
             f"campaign-group:{GROUP_A}": {"agents": 50},
             "calling-list:Renewals_Q4": {"live-answer-rate": LIVE_ANSWER_RATE},
             "calling-list:Renewals_Lapsed": {"live-answer-rate": LIVE_ANSWER_RATE},
-            "calling-list:Winback_Dec": {"dbid": 231, "records": 800},
-            f"campaign-group:{GROUP_D}": {
-                "dbid": 104,
-                "campaign": "Winback",
-                "group": "Sales",
-                "queue": "7004",
-                "agents": 10,
-                "dial-mode": "preview",
-                "calling-lists": "Winback_Dec",
-            },
+            **group_d("preview", agents=10),
         },
     )
     async with ocsd_process(write_ini(sections)) as proc:

@@ -3,12 +3,12 @@ spec section 2 that each transition sends to a real receiver."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import Any
 
 import pytest
+from support.contract import OPTIMIZE, STATISTICS, assert_mandatory_fields
 
 GROUP_A = "Renewals@Retention Team"  # dbid 101, template, predictive busy-factor 85
 GROUP_B = "Collections@Collections Desk"  # dbid 102, no template, progressive
@@ -20,30 +20,6 @@ START = (
     {"dialmode": "predictive", "optimizeby": "busy-factor", "optimizegoal": 85},
 )
 
-MANDATORY = {
-    "GSW_USER_EVENT": str,
-    "GSW_DATE_TIME": str,
-    "GSW_TENANT_NAME": str,
-    "GSW_TENANT_CCID": str,
-    "GSW_CAMPAIGN_GROUP_NAME": str,
-    "GSW_CAMPAIGN_GROUP_UUID": str,
-    "GSW_CAMPAIGN_GROUP_DBID": str,
-    "GSW_GROUP_NAME": str,
-    "GSW_CAMPAIGN_NAME": str,
-    "GSW_QUEUE_NAME": str,
-    "GSW_CAMPAIGN_GROUP_STATUS": int,
-    "GSW_CAMPAIGN_GROUP_ACTION": int,
-    "GSW_CAMPAIGN_GROUP_ACTOR": int,
-    "GSW_CALLING_LISTS": list,
-}
-STATISTICS = (
-    "GSW_STAT_BUSY_FACTOR",
-    "GSW_STAT_HIT_RATIO",
-    "GSW_STAT_OVERDIAL_RATE",
-    "GSW_STAT_TIME_TO_COMPLETE",
-)
-OPTIMIZE = ("GSW_OPTIMIZE_BY", "GSW_OPTIMIZE_GOAL")
-
 #: Group 101 without agents: running, it dials nothing, so no call is ever in progress
 #: and every transition, unload included, completes at once. The unload that waits for
 #: calls in progress (WaitingUnload) is tested in test_waiting_unload.py.
@@ -51,13 +27,8 @@ IDLE_A = {f"campaign-group:{GROUP_A}": {"agents": 0}}
 
 
 def assert_well_formed(body: dict[str, Any]) -> None:
-    """Every mandatory field of spec section 2, with its JSON type."""
-    for name, kind in MANDATORY.items():
-        assert name in body, f"{name} missing from {body}"
-        value = body[name]
-        assert isinstance(value, kind) and not isinstance(value, bool), (name, value)
-    assert body["GSW_USER_EVENT"] == "CampaignGroupState"
-    assert re.fullmatch(r"\d+\.\d{3}", body["GSW_DATE_TIME"]), body["GSW_DATE_TIME"]
+    """Every mandatory field with its JSON type, and the rules between fields."""
+    assert_mandatory_fields(body)
     assert abs(float(body["GSW_DATE_TIME"]) - time.time()) < 30
     assert body["GSW_CAMPAIGN_GROUP_DBID"].isdigit()
     uuid.UUID(body["GSW_CAMPAIGN_GROUP_UUID"])

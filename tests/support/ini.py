@@ -15,6 +15,8 @@ from support.net import LOCALHOST
 GROUP_A = "Renewals@Retention Team"
 GROUP_B = "Collections@Collections Desk"
 GROUP_C = "Survey@IVR"
+#: A fourth group (dbid 104) with its own calling list, for tests that add one.
+GROUP_D = "Winback@Sales"
 
 
 def make_sections(
@@ -80,6 +82,22 @@ def make_sections(
     for name, options in extra_sections.items():
         sections.setdefault(name, {}).update(options)
     return sections
+
+
+def group_d(dial_mode: str, **options: Any) -> dict[str, dict[str, Any]]:
+    """The sections of :data:`GROUP_D` (dbid 104, calling list Winback_Dec, dbid 231)."""
+    return {
+        "calling-list:Winback_Dec": {"dbid": 231, "records": 800},
+        f"campaign-group:{GROUP_D}": {
+            "dbid": 104,
+            "campaign": "Winback",
+            "group": "Sales",
+            "queue": "7004",
+            "dial-mode": dial_mode,
+            "calling-lists": "Winback_Dec",
+            **options,
+        },
+    }
 
 
 def extra_groups(count: int, first_dbid: int) -> dict[str, dict[str, Any]]:

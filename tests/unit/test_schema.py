@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from support.contract import LIST_FIELDS, MANDATORY, OPTIONAL
 from support.identities import TENANT, identity
 
 from ocsd.cli import main
@@ -32,34 +33,6 @@ from ocsd.core.identity import CallingListIdentity, GroupIdentity, Tenant
 from ocsd.core.lifecycle import Dialing
 from ocsd.core.statistics import GroupStatistics, ListStatistics
 from ocsd.receiver.validate import is_valid, load_schema, schema_problems, schema_text, validator
-
-MANDATORY = [
-    "GSW_USER_EVENT",
-    "GSW_DATE_TIME",
-    "GSW_TENANT_NAME",
-    "GSW_TENANT_CCID",
-    "GSW_CAMPAIGN_GROUP_NAME",
-    "GSW_CAMPAIGN_GROUP_UUID",
-    "GSW_CAMPAIGN_GROUP_DBID",
-    "GSW_GROUP_NAME",
-    "GSW_CAMPAIGN_NAME",
-    "GSW_QUEUE_NAME",
-    "GSW_CAMPAIGN_GROUP_STATUS",
-    "GSW_CAMPAIGN_GROUP_ACTION",
-    "GSW_CAMPAIGN_GROUP_ACTOR",
-    "GSW_STAT_BUSY_FACTOR",
-    "GSW_STAT_HIT_RATIO",
-    "GSW_STAT_OVERDIAL_RATE",
-    "GSW_STAT_TIME_TO_COMPLETE",
-    "GSW_CALLING_LISTS",
-]
-OPTIONAL = ["GSW_CAMPAIGN_TEMPLATE_NAME", "GSW_DIAL_MODE", "GSW_OPTIMIZE_BY", "GSW_OPTIMIZE_GOAL"]
-LIST_FIELDS = [
-    "GSW_CALLING_LIST_NAME",
-    "GSW_CALLING_LIST_DBID",
-    "GSW_STAT_HIT_RATIO",
-    "GSW_STAT_TIME_TO_COMPLETE",
-]
 
 IDENTITY = identity(template="Retention Outbound Template", lists=[("Renewals_Q4", 201)])
 STATISTICS = GroupStatistics(
@@ -224,7 +197,7 @@ def test_the_reference_bodies_are_valid():
         assert schema_problems(body) == []
 
 
-@pytest.mark.parametrize("name", MANDATORY)
+@pytest.mark.parametrize("name", list(MANDATORY))
 def test_a_missing_mandatory_field_is_named(name):
     assert first_problem(without(RUNNING, name)) == (name, "schema.required")
 

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import time
 
+import uvloop
+
 from ocsd.service.ticker import PhasedTicker, Ticker, plan_phases, slots_for
 
 
@@ -151,3 +153,21 @@ def test_phases_spread_the_groups_evenly_in_dbid_order() -> None:
     few = plan_phases([7, 3, 5], 100)
     assert [slot for slot, dbids in enumerate(few) if dbids] == [0, 33, 66]  # a third apart
     assert slots_for(10) == 1000 and slots_for(1) == 100 and slots_for(0.001) == 1
+
+
+def test_idle_phased_tickers_sleep_between_slots_on_uvloop() -> None:
+    """uvloop's timers count whole milliseconds and a slot's due time may round just
+    past the clock: the ticker must take that as due, not spin through zero-delay
+    waits until the clock catches up (ten tickers with different grids cost ~0.1 s of
+    CPU a second when they sleep, ~0.3 s when they spin)."""
+
+    async def run_one_second() -> tuple[float, int]:
+        tickers = [PhasedTicker(0.5 + 0.173 * k, lambda _slot, _late: None) for k in range(10)]
+        cpu = time.process_time()
+        await asyncio.gather(*(_run_for(ticker, 1.0) for ticker in tickers))
+        return time.process_time() - cpu, sum(ticker.ticks for ticker in tickers)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        cpu_seconds, slots_run = runner.run(run_one_second())
+    assert slots_run >= 900
+    assert cpu_seconds < 0.2, f"{cpu_seconds:.2f} s of CPU in one idle second"
