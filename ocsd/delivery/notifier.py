@@ -69,6 +69,7 @@ class DeliveryCounters:
     dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
     retried: Counter[str] = field(default_factory=Counter)  # attempts planned again, by kind
     dead_lettered: Counter[str] = field(default_factory=Counter)  # by reason
+    answers_cut: Counter[str] = field(default_factory=Counter)  # receiver answers, by why
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,8 @@ class Notifier:
                     kind, notification.group_name, body, notification.message_id,
                     notification.attempts,
                 )  # fmt: skip
+                if outcome.answer_cut is not None:
+                    self.counters.answers_cut[outcome.answer_cut] += 1
                 policy.settle(index, notification, outcome, loop.time())
             except Exception:  # a bug in a policy: this notification is lost, not the worker
                 self.counters.failed[(kind, INTERNAL_ERROR)] += 1

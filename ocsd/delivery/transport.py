@@ -5,6 +5,12 @@ connections, signs (Standard Webhooks), writes the 81000/81001 trace line of eac
 attempt, times it into the latency histogram and turns whatever happened into an
 :class:`Outcome`. It never raises for the network, nor for its own bugs: a POST that
 could not even be tried is an outcome too, so a worker always goes on.
+
+The status code is the receiver's answer. Of the body, at most :data:`MAX_ANSWER_BYTES`
+are read (and thrown away, only so the connection can be used again): a longer body, one
+that does not end within the timeout or one that breaks off is *cut* (the connection is
+closed instead of reused, the outcome notes it), so memory stays flat whatever the
+receiver sends; the status code still decides (a 2xx is an acceptance).
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ Kind = Literal["state", "periodic"]
 
 #: The longest Retry-After honoured, in seconds.
 RETRY_AFTER_CAP = 3600.0
+#: The most of an answer's body that is read; a longer one is cut (connection closed).
+MAX_ANSWER_BYTES = 65536
+#: Why an answer's body was cut (``Outcome.answer_cut``, the metric's label).
+CUT_TOO_LONG, CUT_UNFINISHED, CUT_BROKEN = "too long", "unfinished", "broken"
 #: HTTP statuses worth another attempt (besides every 5xx).
 RETRIED_STATUSES = frozenset({408, 429})
 #: The reason counted when ocsd itself failed to make or send a POST (a bug, logged with
@@ -53,13 +63,15 @@ def message_of(kind: Kind) -> tuple[int, str]:
 
 @dataclass(slots=True)
 class Outcome:
-    """The result of one POST: ``reason`` is None when the receiver accepted it (2xx)."""
+    """The result of one POST: ``reason`` is None when the receiver accepted it (2xx).
+    ``answer_cut``: why the answer's body was not read to its end (None: it was)."""
 
     reason: str | None
     detail: dict[str, Any]
     status: int | None = None
     retry_after: float | None = None
     elapsed: float = 0.0
+    answer_cut: str | None = None
 
     @property
     def retryable(self) -> bool:
@@ -118,6 +130,7 @@ class Transport:
         self._signer = signer
         self._ssl = ssl_context(ca_file)  # raises DeliveryError
         self._session: aiohttp.ClientSession | None = None
+        self._cutting = False  # the last answer was cut (logged once per change)
         self._latency = (
             {kind: latency.labels(kind) for kind in ("state", "periodic")} if latency else {}
         )
@@ -187,8 +200,12 @@ class Transport:
             async with self._session.post(
                 self._url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                await response.read()
-                return self._answer(response.status, response.headers.get("Retry-After"))
+                cut = await discard_answer(response)
+                outcome = self._answer(response.status, response.headers.get("Retry-After"))
+            if cut is not None or self._cutting:
+                self._note_cut(cut, outcome.status)
+            outcome.answer_cut = cut
+            return outcome
         except TimeoutError:
             return Outcome("timeout", {"timeout_s": self.timeout})
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -214,6 +231,22 @@ class Transport:
             error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
             return Outcome("connection error", {"error": error})
 
+    def _note_cut(self, cut: str | None, status: int | None) -> None:
+        """Log when this receiver's answers start being cut and when they are whole
+        again: once per change, not once per POST (they are counted per POST)."""
+        if cut is not None and not self._cutting:
+            log.warning(
+                "receiver answer cut: only the status code is used, the connection is "
+                "closed; logged again only after an answer is read whole",
+                cut=cut,
+                status=status,
+                max_answer_bytes=MAX_ANSWER_BYTES,
+                uri=self.safe_uri,
+            )
+        elif cut is None:
+            log.info("receiver answers are read whole again", uri=self.safe_uri)
+        self._cutting = cut is not None
+
     @staticmethod
     def _answer(status: int, retry_after: str | None) -> Outcome:
         if 200 <= status < 300:
@@ -223,3 +256,23 @@ class Transport:
             detail["note"] = "redirects are not followed"
         wait = retry_after_seconds(retry_after) if status in (429, 503) else None
         return Outcome(f"HTTP {status}", detail, status, wait)
+
+
+async def discard_answer(response: aiohttp.ClientResponse) -> str | None:
+    """Read and throw away the answer's body, at most :data:`MAX_ANSWER_BYTES` of it:
+    None when it was read to its end, else why it was cut. A cut answer is left unread,
+    so aiohttp closes its connection rather than reuse it."""
+    length = response.content_length
+    if length is not None and length > MAX_ANSWER_BYTES:
+        return CUT_TOO_LONG
+    read = 0
+    try:
+        while chunk := await response.content.read(MAX_ANSWER_BYTES):
+            read += len(chunk)
+            if read > MAX_ANSWER_BYTES:
+                return CUT_TOO_LONG
+    except TimeoutError:  # the status came in time; the body did not end in time
+        return CUT_UNFINISHED
+    except aiohttp.ClientError:  # broken off, bad chunked encoding
+        return CUT_BROKEN
+    return None

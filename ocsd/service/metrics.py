@@ -112,6 +112,15 @@ class _DaemonCollector(Collector):
         )
         yield _labelled(
             CounterMetricFamily,
+            "ocsd_receiver_answers_cut",
+            "Receiver answers whose body was not read to its end (too long: over 64 KiB; "
+            "unfinished: not ended within http-response-timeout; broken): the status code "
+            "counted, the connection closed",
+            ["reason"],
+            (((reason,), count) for reason, count in counters.answers_cut.items()),
+        )
+        yield _labelled(
+            CounterMetricFamily,
             "ocsd_notifications_dead_lettered",
             "State notifications given up and written to the dead-letter file, by reason",
             ["reason"],
