@@ -1,8 +1,9 @@
-"""The three ways a request can be wrong, whatever asked: each maps to one answer.
+"""The three ways a request can be wrong, whatever asked, and the one way the daemon
+cannot take it now: each maps to one answer.
 
-The control API maps them in one place (404, 409, 400); schedules and ``--start-all``
-log them and go on. Anything else raised while serving a request is a bug: a logged
-500, never one of these answers.
+The control API maps them in one place (404, 409, 400, 503); schedules and
+``--start-all`` log them and go on. Anything else raised while serving a request is a
+bug: a logged 500, never one of these answers.
 """
 
 from __future__ import annotations
@@ -28,3 +29,16 @@ class BadParameter(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         self.parameter = parameter
         super().__init__(f"{parameter}: {message}")
+
+
+class Unavailable(Exception):
+    """The request is fine but cannot be honoured now (e.g. what it would change cannot
+    be stored); asking again later may work."""
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self._detail = detail
+
+    def detail(self) -> dict[str, Any]:
+        """Extra fields for the answer, beside the message."""
+        return self._detail

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from ocsd.logs import get_logger
 
 log = get_logger("ocsd.delivery")
 
+#: Seconds between two log lines about dropped notifications of one kind and reason.
+DROP_LOG_EVERY_S = 10.0
 #: Why a waiting periodic notification was not sent: a newer one took its place.
 SUPERSEDED = "superseded by a newer periodic notification"
 
@@ -70,6 +73,7 @@ class DeliveryCounters:
     retried: Counter[str] = field(default_factory=Counter)  # attempts planned again, by kind
     dead_lettered: Counter[str] = field(default_factory=Counter)  # by reason
     answers_cut: Counter[str] = field(default_factory=Counter)  # receiver answers, by why
+    outbox_write_errors: int = 0  # transactions of the outbox that failed (reliable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,9 @@ class DeliveryFigures:
     outbox_pending: int = 0  # state notifications stored in the outbox (reliable)
     dead_letters: int = 0  # in the dead-letter file (reliable)
     stopped: bool = False  # the receiver answered 410 Gone (reliable)
+    outbox_unstored: int = 0  # produced, not yet stored: the outbox cannot write (reliable)
+    outbox_writable: bool = True  # the outbox's last writes succeeded (reliable)
+    dead_letters_writable: bool = True  # the dead-letter file's last write succeeded
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,7 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: Counter[str] = Counter(state=0, periodic=0)
         self._closing = False
+        self._drops_unlogged: dict[tuple[str, str], tuple[float, int]] = {}
         policy.bind(
             Workers(self.pool_size, self.counters, transport.safe_uri, self._wake, self._drop)
         )
@@ -215,15 +223,28 @@ class Notifier:
         self._wakeups[index].set()
 
     def _drop(self, notification: Notification, reason: str, quiet: bool) -> None:
-        self.counters.dropped[(notification.kind, reason)] += 1
-        if not quiet:
-            log.warning(
-                "notification dropped",
-                reason=reason,
-                kind=notification.kind,
-                campaign_group=notification.group_name,
-                uri=self.safe_uri,
-            )
+        """Count a dropped notification; log it unless ``quiet``, but at most one line per
+        kind and reason every :data:`DROP_LOG_EVERY_S` (a flood of drops is one line
+        that says how many more there were, not a line each)."""
+        key = (notification.kind, reason)
+        self.counters.dropped[key] += 1
+        if quiet:
+            return
+        now = time.monotonic()
+        logged_at, unlogged = self._drops_unlogged.get(key, (-DROP_LOG_EVERY_S, 0))
+        if now - logged_at < DROP_LOG_EVERY_S:
+            self._drops_unlogged[key] = (logged_at, unlogged + 1)
+            return
+        self._drops_unlogged[key] = (now, 0)
+        log.warning(
+            "notification dropped",
+            reason=reason,
+            kind=notification.kind,
+            campaign_group=notification.group_name,
+            uri=self.safe_uri,
+            **({"more_since_last_line": unlogged} if unlogged else {}),
+            logged_at_most_every_s=DROP_LOG_EVERY_S,
+        )
 
     # -- sending -------------------------------------------------------------------------
 

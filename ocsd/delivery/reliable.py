@@ -89,20 +89,6 @@ def _failure_fields(notification: Notification, outcome: Outcome, safe_uri: str)
     }
 
 
-def _from_dead_letter(record: dict[str, Any]) -> Notification:
-    """A dead letter back as a state notification: its id and body, attempt count anew."""
-    return Notification(
-        "state",
-        str(record.get("campaign_group", "")),
-        record["dbid"],
-        record["body"].encode("utf-8"),
-        record["id"],
-        next_seq(),
-        0,
-        float(record.get("created", time.time())),
-    )
-
-
 class ReliablePolicy:
     """Retries, per-group order, the outbox and the dead letters; see the module doc."""
 
@@ -215,13 +201,7 @@ class ReliablePolicy:
     def take(self, index: int, now: float) -> Notification | None:
         if not self._active or self._closing or self._gone:
             return None
-        lane, backlog = self._lanes[index], self.backlog
-        notification = lane.take(now, periodic_allowed=not backlog.spilled)
-        if notification is None and backlog.refill_when_low():
-            notification = lane.take(now, periodic_allowed=not backlog.spilled)
-        if notification is not None and notification.kind == "state" and self.outbox.dirty:
-            backlog.flush()  # recorded before it is sent
-        return notification
+        return self.backlog.take(self._lanes[index], now)
 
     def next_due(self, index: int) -> float | None:
         return self._lanes[index].next_due()
@@ -317,11 +297,8 @@ class ReliablePolicy:
         self, lane: Lane, notification: Notification, reason: str, why: str, now: float
     ) -> None:
         record = dead_letter_record(notification, reason, why, self.workers.safe_uri)
-        try:
-            self.dead_letters.append(record)
-        except OutboxError as exc:
+        if not self.dead_letters.append(record):
             # keep it in the outbox rather than lose it; the group stays blocked behind it
-            log.error("dead-letter write failed; kept in the outbox", error=str(exc))
             lane.state_retry(notification.group_dbid, now + DEAD_LETTER_RETRY_S)
             return
         self.workers.counters.dead_lettered[reason] += 1
@@ -360,26 +337,28 @@ class ReliablePolicy:
         behind what already waits for its group.
         """
         taken = await self.dead_letters.take(message_ids)
-        for record in taken:
-            notification = _from_dead_letter(record)
-            self.backlog.store(notification, self._closing)
-            log.info(
-                "dead letter re-sent",
-                webhook_id=notification.message_id,
-                campaign_group=notification.group_name,
-                uri=self.workers.safe_uri,
-            )
+        self.backlog.take_back(taken, self._closing)
         return taken
+
+    @property
+    def problem(self) -> str | None:
+        """Why the outbox or the dead-letter file does not work now (None: they do)."""
+        error = self.dead_letters.error
+        return self.backlog.problem or (error and f"dead-letter file cannot write: {error}")
 
     # -- figures and stopping ------------------------------------------------------------
 
     def figures(self, in_flight: Counter[str]) -> DeliveryFigures:
         periodic = sum(len(lane.periodic) for lane in self._lanes) + in_flight["periodic"]
+        outbox = self.outbox
         return DeliveryFigures(
-            pending=self.outbox.count + periodic,
-            outbox_pending=self.outbox.count,
+            pending=outbox.count + periodic,
+            outbox_pending=outbox.count - outbox.unstored,
             dead_letters=self.dead_letters.count,
             stopped=self._gone,
+            outbox_unstored=outbox.unstored,
+            outbox_writable=outbox.writable,
+            dead_letters_writable=self.dead_letters.error is None,
         )
 
     def close_begins(self) -> None:
@@ -395,11 +374,11 @@ class ReliablePolicy:
     async def closed(self, abandoned: int) -> None:
         if self._activation is not None:
             await asyncio.gather(self._activation, return_exceptions=True)
-        self.outbox.close()
-        if self.outbox.count:
+        lost = self.backlog.close() if self._backlog is not None else self.outbox.close()
+        if self.outbox.count - lost:
             log.info(
                 "state notifications kept in the outbox for the next start",
-                count=self.outbox.count,
+                count=self.outbox.count - lost,
                 outbox=self.outbox.path,
                 uri=self.workers.safe_uri,
             )

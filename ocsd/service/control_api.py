@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ocsd.core.errors import BadParameter, NotAllowed, NotFound
+from ocsd.core.errors import BadParameter, NotAllowed, NotFound, Unavailable
 from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
 from ocsd.core.lifecycle import DialingChange
 from ocsd.logs import get_logger
@@ -25,6 +25,8 @@ from ocsd.logs import get_logger
 log = get_logger("ocsd.control")
 
 MAX_REQUEST_BYTES = 64 * 1024
+#: Seconds a 503 asks the client to wait (Retry-After) before asking again.
+RETRY_AFTER_S = 5
 #: Paths answered without the control token: the liveness and readiness probes.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 #: Longest DBID accepted in a path (Genesys DBIDs are 32-bit integers).
@@ -249,7 +251,8 @@ async def _bearer_token(request: web.Request, handler: Any) -> web.StreamRespons
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     """The one place where failures become answers, every one JSON naming the problem:
-    the core's typed errors (400 bad parameter, 404 not found, 409 not allowed), aiohttp's
+    the core's typed errors (400 bad parameter, 404 not found, 409 not allowed, 503 not
+    now), aiohttp's
     own (404 route, 405, 413), and anything else: a bug, logged with its traceback, a 500
     without one."""
     try:
@@ -261,6 +264,10 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         return _error(404, str(exc).strip("'\""))
     except NotAllowed as exc:
         return _error(409, str(exc), **exc.detail())
+    except Unavailable as exc:
+        response = _error(503, str(exc), **exc.detail())
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
     except web.HTTPMethodNotAllowed as exc:

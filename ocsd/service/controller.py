@@ -18,12 +18,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from ocsd.config.settings import Settings
-from ocsd.core.errors import BadParameter, NotAllowed, NotFound
+from ocsd.core.errors import BadParameter, NotAllowed, NotFound, Unavailable
 from ocsd.core.genesys import Actor, Request, status_name
 from ocsd.core.lifecycle import DialingChange
 from ocsd.core.schedule import Entry
+from ocsd.delivery.errors import OutboxError
 from ocsd.delivery.notifier import DeliveryFigures
-from ocsd.delivery.outbox import read_dead_letters
+from ocsd.delivery.outbox import first_dead_letters
+from ocsd.delivery.reliable import ReliablePolicy
 from ocsd.logs import get_logger
 from ocsd.service.feed import Feed
 from ocsd.service.metrics import DaemonFigures, Metrics
@@ -82,7 +84,16 @@ class ControlService:
         auto_complete: bool | None,
         actor: Actor = Actor.CLIENT,
     ) -> dict[str, Any]:
-        """Apply a request; raises NotFound, NotAllowed or BadParameter."""
+        """Apply a request; raises NotFound, NotAllowed, BadParameter or Unavailable.
+
+        In the reliable delivery mode the answer comes only once the state notifications
+        it caused are committed to the outbox (a 200 survives a crash); while the outbox
+        cannot store them, the request is refused and nothing changes.
+        """
+        reliable = self._reliable()
+        refusal = reliable.backlog.refusal() if reliable is not None else None
+        if refusal is not None:
+            raise Unavailable(f"{request.value} refused, nothing changed: {refusal}")
         now = self.feed.clock()
         snapshots = self.engine.request(dbid, request, actor, now, change, auto_complete)
         self.feed.notify(snapshots)
@@ -95,7 +106,7 @@ class ControlService:
             actor=actor.name.lower(),
             status=status_name(group.status),
         )
-        return {
+        answer = {
             "campaigngroup": self.engine.view(dbid, now),
             "notifications": [
                 {
@@ -107,6 +118,18 @@ class ControlService:
                 for s in snapshots
             ],
         }
+        if reliable is not None and snapshots and not reliable.backlog.commit():
+            raise Unavailable(
+                f"{request.value} applied, but its state notifications could not be stored "
+                f"in the outbox ({reliable.outbox.last_error}): they wait in memory, unsent, "
+                "until they are; a stop before that loses them",
+                **answer,
+            )
+        return answer
+
+    def _reliable(self) -> ReliablePolicy | None:
+        delivery = self.feed.delivery
+        return delivery.reliable if delivery is not None else None
 
     def run_schedule_entry(self, dbid: int, entry: Entry) -> None:
         """A schedule entry is due: its requests in order (actor 2); a refusal is logged
@@ -117,7 +140,7 @@ class ControlService:
             change = entry.change if dialing else DialingChange()
             try:
                 self.handle_request(dbid, request, change, None, Actor.SCHEDULE)
-            except (NotFound, NotAllowed, BadParameter) as exc:
+            except (NotFound, NotAllowed, BadParameter, Unavailable) as exc:
                 log.warning(
                     "scheduled request skipped",
                     request=request.value,
@@ -141,8 +164,9 @@ class ControlService:
         if delivery is not None and delivery.reliable is not None:
             count, records = await delivery.reliable.dead_letters.read(limit)
         else:  # not sending reliably now: the file as it is
-            records = await asyncio.to_thread(read_dead_letters, settings.dead_letter_path)
-            count, records = len(records), records[:limit]
+            count, records = await asyncio.to_thread(
+                first_dead_letters, settings.dead_letter_path, limit
+            )
         return {
             "delivery_mode": settings.delivery_mode,
             "file": settings.dead_letter_path,
@@ -159,9 +183,21 @@ class ControlService:
                 f"now delivery-mode = {self._settings().delivery_mode}, "
                 f"sending {'on' if delivery else 'off'}"
             )
-        taken = await delivery.reliable.resend(None if message_id is None else [message_id])
+        refusal = delivery.reliable.backlog.refusal()
+        if refusal is not None:
+            raise Unavailable(f"dead letters not re-sent: {refusal}")
+        try:
+            taken = await delivery.reliable.resend(None if message_id is None else [message_id])
+        except OutboxError as exc:
+            raise Unavailable(f"dead letters not re-sent: {exc}") from None
         if message_id is not None and not taken:
             raise UnknownDeadLetter(f"no dead letter with id {message_id!r}")
+        if not delivery.reliable.backlog.commit():
+            raise Unavailable(
+                "dead letters taken back, but the outbox could not store them "
+                f"({delivery.reliable.outbox.last_error}): they wait in memory until it can",
+                resent=len(taken),
+            )
         return {"resent": len(taken), "ids": [record["id"] for record in taken]}
 
     # -- the daemon's health -------------------------------------------------------------
@@ -171,9 +207,12 @@ class ControlService:
         return token.get_secret_value() if token is not None else None
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready: start-up done, every supervised task running, not stopping."""
+        """Ready: start-up done, every supervised task running, not stopping, and in the
+        reliable mode the outbox and the dead-letter file writable."""
         state, tasks_alive = self.state, self.supervisor.healthy
-        ready = state.ready and tasks_alive and not state.stopping
+        reliable = self._reliable()
+        storage = reliable.problem if reliable is not None else None
+        ready = state.ready and tasks_alive and not state.stopping and storage is None
         detail: dict[str, Any] = {
             "ready": ready,
             "configuration": state.config_label,
@@ -182,6 +221,10 @@ class ControlService:
         }
         if not tasks_alive:
             detail["tasks_down"] = self.supervisor.down
+        if reliable is not None:
+            detail["outbox_writable"] = storage is None
+        if storage is not None:
+            detail["storage_problem"] = storage
         return ready, detail
 
     def registry(self) -> CollectorRegistry:
@@ -193,6 +236,7 @@ class ControlService:
             "uptime_s": round(time.monotonic() - self.state.started_at, 3),
             "groups": len(self.engine),
             "pending_notifications": self.delivery_figures().pending,
+            "outbox_writable": self.delivery_figures().outbox_writable,
             "reloads": self.state.reload_results["applied"],
         }
 

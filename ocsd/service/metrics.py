@@ -168,8 +168,30 @@ class _DaemonCollector(Collector):
         delivery = figures.delivery
         yield GaugeMetricFamily(
             "ocsd_outbox_pending",
-            "State notifications in the outbox, not yet delivered (reliable delivery mode)",
+            "State notifications stored in the outbox, not yet delivered (reliable delivery mode)",
             value=delivery.outbox_pending,
+        )
+        yield GaugeMetricFamily(
+            "ocsd_outbox_unstored",
+            "State notifications produced but not stored: the outbox cannot write; they wait "
+            "in memory, unsent, and a crash loses them (reliable delivery mode)",
+            value=delivery.outbox_unstored,
+        )
+        yield GaugeMetricFamily(
+            "ocsd_outbox_write_failing",
+            "1 while the outbox cannot write (disk full, read-only): state changes are refused "
+            "and /readyz answers 503 (reliable delivery mode)",
+            value=0 if delivery.outbox_writable else 1,
+        )
+        yield GaugeMetricFamily(
+            "ocsd_dead_letter_write_failing",
+            "1 while the dead-letter file cannot be written (reliable delivery mode)",
+            value=0 if delivery.dead_letters_writable else 1,
+        )
+        yield CounterMetricFamily(
+            "ocsd_outbox_write_errors",
+            "Outbox transactions that failed (each is tried again)",
+            value=figures.counters.outbox_write_errors,
         )
         yield GaugeMetricFamily(
             "ocsd_dead_letters",
