@@ -24,7 +24,7 @@ from ocsd.core.genesys import MSG_PERIODIC, MSG_STATE, PERIODIC_TEXT, STATE_TEXT
 from ocsd.delivery.errors import DeliveryError
 from ocsd.delivery.signing import Signer, new_message_id
 from ocsd.logs import get_logger, trace_lines
-from ocsd.logs.redact import redact_uri
+from ocsd.logs.redact import redact_text, redact_uri
 
 Kind = Literal["state", "periodic"]
 
@@ -201,7 +201,7 @@ class Transport:
                 },
             )
         except aiohttp.ClientSSLError as exc:
-            error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+            error = self._safe_error(exc)
             return Outcome("TLS error", {"host": self.host, "error": error})
         except aiohttp.ClientConnectorError as exc:
             reason = (
@@ -211,8 +211,14 @@ class Transport:
             )
             return Outcome(reason, {"error": exc.strerror or type(exc.os_error).__name__})
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+            error = self._safe_error(exc)
             return Outcome("connection error", {"error": error})
+
+    def _safe_error(self, exc: BaseException) -> str:
+        """An exception as text without the URI's credentials, in whatever form the
+        client library quotes the URI (as given, or re-encoded)."""
+        text = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+        return redact_text(text.replace(str(self._url), self.safe_uri))
 
     @staticmethod
     def _answer(status: int, retry_after: str | None) -> Outcome:
