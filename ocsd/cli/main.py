@@ -120,6 +120,8 @@ def _control_token(args: argparse.Namespace, settings: Settings) -> str | None:
 
 def _call(method: str, url: str, timeout: float, token: str | None = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "POST":  # urllib would say form-urlencoded, which the control API refuses
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(
         url, method=method, data=b"" if method == "POST" else None, headers=headers
     )
@@ -270,6 +272,21 @@ def _add_sink(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=1024 * 1024,
         metavar="BYTES",
         help="largest body accepted; larger ones get 413 (default 1 MiB)",
+    )
+    sink.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection idle this long (before a request or between two; default 60)",
+    )
+    sink.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="connections open at once; a new one past it closes the oldest idle one "
+        "(default 1024, lowered to fit under the file limit)",
     )
     sink.add_argument("--log-format", choices=["json", "console"], default="json")
     sink.set_defaults(func=cmd_sink)

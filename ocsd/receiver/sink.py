@@ -39,6 +39,7 @@ from aiohttp import web
 from ocsd.core import genesys as gsw
 from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
+from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
     LifeCycleChecker,
     Problem,
@@ -454,19 +455,27 @@ def create_app(sink: Sink) -> web.Application:
     return app
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+#: Defaults of ``--idle-timeout`` and ``--max-connections``: longer than an HTTP client's
+#: keep-alive (aiohttp's pool keeps an idle connection 15 s), room for a pool of 1,000.
+IDLE_TIMEOUT_S = 60.0
+MAX_CONNECTIONS = 1024
+
+
+async def start_site(
+    app: web.Application,
+    host: str,
+    port: int,
+    limits: ConnectionLimits | None = None,
+) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on host:port (0: any free port); the runner and the port it got.
 
-    Raises OSError when the port cannot be had.
+    Idle connections are closed after ``limits.idle_timeout`` s, and past
+    ``limits.max_connections`` (capped under the file limit) the oldest idle one is
+    closed to admit a new one. Raises OSError when the port cannot be had.
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
+    limits = limits or ConnectionLimits(IDLE_TIMEOUT_S, MAX_CONNECTIONS)
+    capped = ConnectionLimits(limits.idle_timeout, connection_cap(limits.max_connections))
+    runner, _site = await serve(app, host, port, capped, shutdown_timeout=1.0)
     addresses = runner.addresses
     return runner, (addresses[0][1] if addresses else port)
 
@@ -480,7 +489,8 @@ def url_host(host: str) -> str:
 
 async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
     sink = Sink(record, max_body=args.max_body, terse=args.log_format == "console")
-    runner, port = await start_site(create_app(sink), args.host, args.port)
+    limits = ConnectionLimits(args.idle_timeout, args.max_connections)
+    runner, port = await start_site(create_app(sink), args.host, args.port, limits)
     url = f"http://{url_host(args.host)}:{port}/"
     log.info("ocsd sink listening", url=url, dashboard=url, record=str(args.record or ""))
     stop = asyncio.Event()
@@ -494,14 +504,24 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
         log.info("ocsd sink stopped", accepted=sink.accepted, refused=sink.refused)
 
 
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """The first out-of-range option, as a one-line error naming it; None when all fit."""
+    if args.max_body < 1:
+        return f"--max-body must be positive, got {args.max_body}"
+    if not 0 < args.idle_timeout <= 3600:  # also refuses nan
+        return f"--idle-timeout must be > 0 and <= 3600 seconds, got {args.idle_timeout}"
+    if not 1 <= args.max_connections <= 100_000:
+        return f"--max-connections must be 1..100000, got {args.max_connections}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
     configure_logging(args.log_format)
-    if args.max_body < 1:
-        log.error(
-            "ocsd sink cannot start", error=f"--max-body must be positive, got {args.max_body}"
-        )
+    problem = _bad_argument(args)
+    if problem:
+        log.error("ocsd sink cannot start", error=problem)
         return 2
     try:
         record = args.record.open("ab") if args.record else None

@@ -21,6 +21,7 @@ from ocsd.core.errors import BadParameter, NotAllowed, NotFound
 from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
 from ocsd.core.lifecycle import DialingChange
 from ocsd.logs import get_logger
+from ocsd.service.access import AccessPolicy, refusal
 
 log = get_logger("ocsd.control")
 
@@ -62,6 +63,8 @@ class Controller(Protocol):
     async def resend_dead_letters(self, message_id: str | None) -> dict[str, Any]: ...
 
     def control_token(self) -> str | None: ...
+
+    def access_policy(self) -> AccessPolicy: ...
 
 
 CONTROLLER = web.AppKey("controller", Controller)
@@ -220,6 +223,32 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
+async def _trusted_origin(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A state-changing request from a foreign web page (cross-site forgery, DNS
+    rebinding) or with a body that is not JSON is refused (see ocsd.service.access)."""
+    headers = request.headers
+    refused = refusal(
+        request.method,
+        headers.get("Host"),
+        headers.get("Origin"),
+        headers.get("Content-Type"),
+        request.app[CONTROLLER].access_policy(),
+        has_body=request.body_exists,
+    )
+    if refused is not None:
+        log.warning(
+            "control request refused",
+            method=request.method[:20],
+            path=request.path[:200],
+            remote=request.remote,
+            reason=refused.reason,
+        )
+        return _error(refused.http_status, refused.reason)
+    result: web.StreamResponse = await handler(request)
+    return result
+
+
+@web.middleware
 async def _bearer_token(request: web.Request, handler: Any) -> web.StreamResponse:
     """With ``[ocsd] control-token`` set, every request but the probes needs it."""
     token = request.app[CONTROLLER].control_token()
@@ -312,7 +341,8 @@ def _quiet_aiohttp_server_log() -> None:
 def create_app(controller: Controller) -> web.Application:
     _quiet_aiohttp_server_log()
     app = web.Application(
-        client_max_size=MAX_REQUEST_BYTES, middlewares=[_errors_as_json, _bearer_token]
+        client_max_size=MAX_REQUEST_BYTES,
+        middlewares=[_errors_as_json, _bearer_token, _trusted_origin],
     )
     app[CONTROLLER] = controller
     app[OPENAPI] = openapi_document()

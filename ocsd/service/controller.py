@@ -25,6 +25,7 @@ from ocsd.core.schedule import Entry
 from ocsd.delivery.notifier import DeliveryFigures
 from ocsd.delivery.outbox import read_dead_letters
 from ocsd.logs import get_logger
+from ocsd.service.access import AccessPolicy
 from ocsd.service.feed import Feed
 from ocsd.service.metrics import DaemonFigures, Metrics
 from ocsd.service.supervisor import Supervisor
@@ -70,6 +71,7 @@ class ControlService:
         self.supervisor = supervisor
         self.metrics = metrics
         self._ticks_skipped = ticks_skipped
+        self._access: tuple[Settings, AccessPolicy] | None = None
         metrics.collect_from(self.figures)
 
     # -- requests ------------------------------------------------------------------------
@@ -169,6 +171,19 @@ class ControlService:
     def control_token(self) -> str | None:
         token = self._settings().control_token
         return token.get_secret_value() if token is not None else None
+
+    def access_policy(self) -> AccessPolicy:
+        """Who may change state, from the settings in force (a reload applies at once)."""
+        settings = self._settings()
+        policy = self._access
+        if policy is None or policy[0] is not settings:
+            built = AccessPolicy(
+                settings.control_host,
+                settings.control_allowed_hosts,
+                settings.control_allowed_origins,
+            )
+            policy = self._access = (settings, built)
+        return policy[1]
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: start-up done, every supervised task running, not stopping."""
