@@ -136,14 +136,34 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
             return exc.code, {"error": raw.decode("utf-8", "replace")}
 
 
+#: Groups asked for per page when ``ocsd ctl status`` lists them all.
+CTL_PAGE = 1000
+
+
+def _every_group(base: str, timeout: float, token: str | None) -> tuple[int, Any]:
+    """Every group, following the control API's pages (``next``) to the last one."""
+    groups: list[Any] = []
+    path: str | None = f"/campaigngroups?limit={CTL_PAGE}"
+    seen: set[str] = set()
+    while path is not None and path not in seen:
+        seen.add(path)
+        code, page = _call("GET", base + path, timeout, token)
+        if code != 200 or not isinstance(page, dict):
+            return code, page
+        groups.extend(page.get("campaigngroups", []))
+        path = page.get("next")
+    return 200, {"campaigngroups": groups, "total": len(groups)}
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
     settings = _control_settings(args)
     base = _control_url(args, settings)
     token = _control_token(args, settings)
     try:
-        if args.action == "status":
-            url = f"{base}/campaigngroups" + (f"/{args.dbid}" if args.dbid else "")
-            code, data = _call("GET", url, args.timeout, token)
+        if args.action == "status" and args.dbid:
+            code, data = _call("GET", f"{base}/campaigngroups/{args.dbid}", args.timeout, token)
+        elif args.action == "status":
+            code, data = _every_group(base, args.timeout, token)
         elif args.action == "health":
             code, data = _call("GET", f"{base}/healthz", args.timeout)
         else:

@@ -4,8 +4,9 @@ aiohttp keeps a connection that sends nothing open for an hour and accepts as ma
 the process has file descriptors: 1,100 half-open sockets at a 1,024 file limit made the
 control API unreachable. Here a connection idle for ``idle_timeout`` seconds (before its
 first request, between two, or part-way through one) is closed, and at
-``max_connections`` a new connection makes room by closing the oldest idle one; when
-every one is busy, the new one is answered 503 and closed. The limit is capped below the
+``max_connections`` a new connection makes room by closing the oldest idle one that
+connected at least half a second ago; when there is none (every one busy, or a burst of new
+clients), the new one is answered 503 and closed. The limit is capped below the
 process's file limit, so the listening socket can always accept.
 """
 
@@ -28,6 +29,9 @@ log = get_logger("ocsd.http")
 FD_RESERVE = 64
 #: Seconds between two warnings that the connection limit closed idle connections.
 WARN_EVERY_S = 60.0
+#: An idle connection younger than this is not closed to make room (its request is
+#: likely on its way: a burst of clients); the newcomer gets 503 instead.
+MIN_IDLE_AGE_S = 0.5
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
     b"Content-Type: application/json\r\nContent-Length: 52\r\n\r\n"
@@ -62,8 +66,11 @@ class _Refused(asyncio.Protocol):
 
 
 def _busy(handler: Any) -> bool:
-    """Whether aiohttp's handler is serving a request (not waiting for one)."""
-    return bool(getattr(handler, "_request_in_progress", False))
+    """Whether aiohttp's handler is serving a request or has one whole request waiting
+    (received, its task not yet run): not idle, whatever its age."""
+    return bool(
+        getattr(handler, "_request_in_progress", False) or getattr(handler, "_messages", ())
+    )
 
 
 class LimitedSite(web.TCPSite):
@@ -75,7 +82,7 @@ class LimitedSite(web.TCPSite):
         self.evicted = 0
         self.refused = 0
         self._warned_at = -WARN_EVERY_S
-        self._evicted_warned = 0
+        self._accepted_at: dict[Any, float] = {}  # handler -> loop time it connected
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
@@ -89,18 +96,30 @@ class LimitedSite(web.TCPSite):
     def _protocol(self) -> asyncio.BaseProtocol:
         server = self._runner.server
         assert server is not None
+        now = asyncio.get_running_loop().time()
         # a closed handler stays listed until its connection_lost: not counted
         open_handlers = [h for h in server.connections if h.transport is not None]
         if len(open_handlers) >= self.max_connections:
-            idle = next((h for h in open_handlers if not _busy(h)), None)
+            oldest = now - MIN_IDLE_AGE_S
+            idle = next(
+                (
+                    h
+                    for h in open_handlers
+                    if not _busy(h) and self._accepted_at.get(h, now) <= oldest
+                ),
+                None,
+            )
+            self._warn()
             if idle is None:
                 self.refused += 1
-                self._warn()
                 return _Refused()
             idle.force_close()
             self.evicted += 1
-            self._warn()
+        if len(self._accepted_at) > 2 * len(open_handlers) + 16:  # forget closed ones
+            live = set(open_handlers)
+            self._accepted_at = {h: t for h, t in self._accepted_at.items() if h in live}
         handler: asyncio.BaseProtocol = server()
+        self._accepted_at[handler] = now
         return handler
 
     def _warn(self) -> None:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -31,6 +32,9 @@ from ocsd.service.metrics import DaemonFigures, Metrics
 from ocsd.service.supervisor import Supervisor
 
 log = get_logger("ocsd.service")
+
+
+_status = attrgetter("status")
 
 
 class DeadLettersUnavailable(NotAllowed):
@@ -129,8 +133,16 @@ class ControlService:
                 )
                 return
 
-    def group_views(self) -> list[dict[str, Any]]:
-        return self.engine.views(self.feed.clock())
+    def group_page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """The views of up to ``limit`` groups with a DBID above ``after``, ascending, and
+        the cursor of the next page (None on the last page)."""
+        dbids = self.engine.dbids_after(after, limit + 1)
+        now = self.feed.clock()
+        views = [self.engine.view(dbid, now) for dbid in dbids[:limit]]
+        return views, (dbids[limit - 1] if len(dbids) > limit else None)
+
+    def group_count(self) -> int:
+        return len(self.engine)
 
     def group_view(self, dbid: int) -> dict[str, Any]:
         return self.engine.view(dbid, self.feed.clock())
@@ -220,7 +232,7 @@ class ControlService:
         return DaemonFigures(
             counters=self.feed.counters,
             delivery=self.delivery_figures(),
-            statuses=Counter(group.status for group in self.engine.groups),
+            statuses=Counter(map(_status, self.engine.by_dbid.values())),
             reloads=self.state.reload_results,
             ticks_skipped=self._ticks_skipped(),
             delivery_mode=self._settings().delivery_mode,
