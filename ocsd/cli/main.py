@@ -294,6 +294,14 @@ def _add_sink(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="largest body accepted; larger ones get 413 (default 1 MiB)",
     )
     sink.add_argument(
+        "--keep-bytes",
+        type=int,
+        default=32 * 1024 * 1024,
+        metavar="BYTES",
+        help="memory the latest messages (GET /messages) may take, as JSON text; the oldest "
+        "go first (default 32 MiB; at most 1,000 messages in any case)",
+    )
+    sink.add_argument(
         "--idle-timeout",
         type=float,
         default=60.0,

@@ -4,7 +4,7 @@ Every POST (any path) is a notification. The sink answers:
 
 - 2xx (200 ``{"ok": true}``) to a message that holds to the schema and to the life cycle;
 - 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
-  body that is not JSON, 422 to a body that breaks the schema (spec sections 2 and 4),
+  body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (spec sections 2 and 4),
   409 to a valid body that breaks the life cycle (spec section 5: a transition the spec
   does not allow, a periodic notification for a group that is not loaded, a timestamp
   going backwards, an action/status pair that does not fit).
@@ -28,7 +28,7 @@ import itertools
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import IO, Any
@@ -41,17 +41,25 @@ from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
+    MAX_NESTING,
     LifeCycleChecker,
     Problem,
     action_name,
+    nested_deeper_than,
     schema_problems,
     schema_text,
 )
 
 #: Largest body accepted; a real one is about 1 KB.
 MAX_BODY_BYTES = 1024 * 1024
-#: Messages kept in full for ``GET /messages``.
+#: Messages kept in full for ``GET /messages``, and the bytes they may take in all
+#: (``--keep-bytes``): kept as their JSON text, not as parsed objects (~24x larger).
 KEEP_LATEST = 1000
+KEEP_BYTES = 32 * 1024 * 1024
+#: Longest text of a body kept for the dashboard (a name can be a megabyte long), and
+#: calling lists kept per group.
+TEXT_KEPT = 200
+LISTS_KEPT = 50
 #: Messages kept, in short, for the dashboard's feed.
 FEED_LENGTH = 100
 #: Groups shown on the dashboard at most (a flood of DBIDs cannot exhaust memory).
@@ -124,9 +132,9 @@ def summary(body: dict[str, Any]) -> str:
     status = body.get(gsw.GSW_CAMPAIGN_GROUP_STATUS, -1)
     actor = ACTORS.get(body.get(gsw.GSW_CAMPAIGN_GROUP_ACTOR, -1), "?")
     what = "periodic" if action == 0 else f"{action_name(action)} by {actor}"
-    text = f"{body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)}: {what} -> {status_name(status)}"
+    text = f"{_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME))}: {what} -> {status_name(status)}"
     if gsw.GSW_DIAL_MODE in body:
-        text += f", dial mode {body[gsw.GSW_DIAL_MODE]}"
+        text += f", dial mode {_clip(body[gsw.GSW_DIAL_MODE])}"
     stats = [
         f"{short}={_fmt(body.get(key))}"
         for short, key in (
@@ -144,7 +152,7 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return str(_clip(value))[:TEXT_KEPT]
 
 
 def _feed_item(
@@ -175,13 +183,13 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
     """The dashboard's row of a group, from a body that holds to the schema."""
     return {
         "dbid": dbid,
-        "name": body[gsw.GSW_CAMPAIGN_GROUP_NAME],
-        "uuid": body[gsw.GSW_CAMPAIGN_GROUP_UUID],
-        "campaign": body[gsw.GSW_CAMPAIGN_NAME],
-        "group": body[gsw.GSW_GROUP_NAME],
-        "template": body.get(gsw.GSW_CAMPAIGN_TEMPLATE_NAME),
-        "queue": body[gsw.GSW_QUEUE_NAME],
-        "tenant": body[gsw.GSW_TENANT_NAME],
+        "name": _clip(body[gsw.GSW_CAMPAIGN_GROUP_NAME]),
+        "uuid": _clip(body[gsw.GSW_CAMPAIGN_GROUP_UUID]),
+        "campaign": _clip(body[gsw.GSW_CAMPAIGN_NAME]),
+        "group": _clip(body[gsw.GSW_GROUP_NAME]),
+        "template": _clip(body.get(gsw.GSW_CAMPAIGN_TEMPLATE_NAME)),
+        "queue": _clip(body[gsw.GSW_QUEUE_NAME]),
+        "tenant": _clip(body[gsw.GSW_TENANT_NAME]),
         "status": body[gsw.GSW_CAMPAIGN_GROUP_STATUS],
         "dial_mode": body.get(gsw.GSW_DIAL_MODE),
         "optimize_by": body.get(gsw.GSW_OPTIMIZE_BY),
@@ -192,12 +200,12 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
         "received": received,
         "calling_lists": [
             {
-                "name": cl[gsw.GSW_CALLING_LIST_NAME],
+                "name": _clip(cl[gsw.GSW_CALLING_LIST_NAME]),
                 "dbid": cl[gsw.GSW_CALLING_LIST_DBID],
                 "hit_ratio": cl[gsw.GSW_STAT_HIT_RATIO],
                 "time_to_complete": cl[gsw.GSW_STAT_TIME_TO_COMPLETE],
             }
-            for cl in body[gsw.GSW_CALLING_LISTS]
+            for cl in body[gsw.GSW_CALLING_LISTS][:LISTS_KEPT]
         ],
         **{name: body[key] for name, key in STATISTICS},
     }
@@ -251,7 +259,14 @@ class Board:
 
 def _text(body: dict[str, Any] | None, key: str) -> str | None:
     value = body.get(key) if body else None
-    return value if isinstance(value, str) else None
+    return _clip(value) if isinstance(value, str) else None
+
+
+def _clip(value: Any) -> Any:
+    """A text cut to TEXT_KEPT characters; anything else as it is."""
+    if isinstance(value, str) and len(value) > TEXT_KEPT:
+        return value[: TEXT_KEPT - 3] + "..."
+    return value
 
 
 def _value(body: dict[str, Any] | None, key: str) -> Any:
@@ -264,6 +279,35 @@ def _is_json(content_type: str) -> bool:
     return subtype == "json" or subtype.endswith("+json")
 
 
+class Latest:
+    """The latest messages as their JSON text: at most ``count`` of them and ``max_bytes``
+    in all (the newest is kept whatever its size). Iterating gives them parsed."""
+
+    def __init__(self, count: int = KEEP_LATEST, max_bytes: int = KEEP_BYTES) -> None:
+        self.count = count
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: deque[bytes] = deque()
+
+    def append(self, entry: bytes) -> None:
+        self._entries.append(entry)
+        self.bytes += len(entry)
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.count or self.bytes > self.max_bytes
+        ):
+            self.bytes -= len(self._entries.popleft())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (orjson.loads(entry) for entry in self._entries)
+
+    def json_array(self) -> bytes:
+        """The entries as one JSON array, without parsing them again."""
+        return b"[" + b",".join(self._entries) + b"]"
+
+
 class Sink:
     """The receiver's state: verdicts, counters, the record file and the dashboard's board."""
 
@@ -272,6 +316,7 @@ class Sink:
         record: IO[bytes] | None = None,
         *,
         max_body: int = MAX_BODY_BYTES,
+        keep_bytes: int = KEEP_BYTES,
         terse: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -280,7 +325,7 @@ class Sink:
         self.terse = terse  # one summary per valid message, without its fields (console)
         self.clock = clock
         self.started = clock()
-        self.latest: deque[dict[str, Any]] = deque(maxlen=KEEP_LATEST)
+        self.latest = Latest(KEEP_LATEST, keep_bytes)
         self.checker = LifeCycleChecker()
         self.board = Board()
         self.accepted = 0
@@ -302,6 +347,19 @@ class Sink:
                         "content-type", None, f"Content-Type must be application/json, got {got}"
                     )
                 ],
+            )
+        if nested_deeper_than(raw):
+            return Judgement(
+                400,
+                problems=[
+                    Problem(
+                        "depth",
+                        None,
+                        f"the body nests arrays and objects more than {MAX_NESTING} deep "
+                        "(a CampaignGroupState is 3 deep)",
+                    )
+                ],
+                raw_excerpt=raw[:RAW_EXCERPT].decode("utf-8", "replace"),
             )
         try:
             body = orjson.loads(raw)
@@ -340,10 +398,11 @@ class Sink:
         }
         if judgement.raw_excerpt is not None:
             entry["raw"] = judgement.raw_excerpt
-        self.latest.append(entry)
+        line = _entry_json(entry)
+        self.latest.append(line)
         self.board.add(seq, received, judgement)
         if self.record is not None:
-            self.record.write(orjson.dumps(entry) + b"\n")
+            self.record.write(line + b"\n")
             self.record.flush()
         body = judgement.body if isinstance(judgement.body, dict) else {}
         if first is None:
@@ -354,8 +413,8 @@ class Sink:
                 log.info(
                     "notification received",
                     summary=summary(body),
-                    campaign_group=body.get(gsw.GSW_CAMPAIGN_GROUP_NAME),
-                    dbid=body.get(gsw.GSW_CAMPAIGN_GROUP_DBID),
+                    campaign_group=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)),
+                    dbid=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_DBID)),
                     status=body.get(gsw.GSW_CAMPAIGN_GROUP_STATUS),
                     action=body.get(gsw.GSW_CAMPAIGN_GROUP_ACTION),
                     actor=body.get(gsw.GSW_CAMPAIGN_GROUP_ACTOR),
@@ -373,8 +432,8 @@ class Sink:
                 rule=first.rule,
                 field=first.field,
                 error=first.message,
-                campaign_group=body.get(gsw.GSW_CAMPAIGN_GROUP_NAME),
-                dbid=body.get(gsw.GSW_CAMPAIGN_GROUP_DBID),
+                campaign_group=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)),
+                dbid=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_DBID)),
             )
         return entry
 
@@ -397,8 +456,9 @@ class Sink:
         return _json(judgement.answer(), judgement.http_status)
 
     async def messages(self, _request: web.Request) -> web.Response:
-        return _json(
-            {"accepted": self.accepted, "refused": self.refused, "latest": list(self.latest)}
+        head = b'{"accepted":%d,"refused":%d,"latest":' % (self.accepted, self.refused)
+        return web.Response(
+            body=head + self.latest.json_array() + b"}", content_type="application/json"
         )
 
     async def healthz(self, _request: web.Request) -> web.Response:
@@ -431,6 +491,21 @@ class Sink:
             charset="utf-8" if STATIC_FILES[name].startswith("text/") else None,
             headers=SECURITY_HEADERS,
         )
+
+
+def _entry_json(entry: dict[str, Any]) -> bytes:
+    """A record entry as JSON; a body orjson cannot write (too deep for it, an integer
+    over 64 bits) is kept as an excerpt of its text instead."""
+    try:
+        text = orjson.dumps(entry)
+    except TypeError:
+        body = entry.pop("body")
+        entry["body"] = None
+        entry["raw"] = repr(body)[:RAW_EXCERPT]
+        text = orjson.dumps(entry)
+    # a copy of its exact size: orjson's own bytes keeps the much larger buffer it wrote
+    # into (measured: ~32 MiB held for a 1 MB entry)
+    return memoryview(text).tobytes()
 
 
 def _load_static() -> dict[str, bytes]:
@@ -488,7 +563,12 @@ def url_host(host: str) -> str:
 
 
 async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
-    sink = Sink(record, max_body=args.max_body, terse=args.log_format == "console")
+    sink = Sink(
+        record,
+        max_body=args.max_body,
+        keep_bytes=args.keep_bytes,
+        terse=args.log_format == "console",
+    )
     limits = ConnectionLimits(args.idle_timeout, args.max_connections)
     runner, port = await start_site(create_app(sink), args.host, args.port, limits)
     url = f"http://{url_host(args.host)}:{port}/"
@@ -508,6 +588,8 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
     """The first out-of-range option, as a one-line error naming it; None when all fit."""
     if args.max_body < 1:
         return f"--max-body must be positive, got {args.max_body}"
+    if args.keep_bytes < 1:
+        return f"--keep-bytes must be positive, got {args.keep_bytes}"
     if not 0 < args.idle_timeout <= 3600:  # also refuses nan
         return f"--idle-timeout must be > 0 and <= 3600 seconds, got {args.idle_timeout}"
     if not 1 <= args.max_connections <= 100_000:
