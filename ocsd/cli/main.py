@@ -23,6 +23,7 @@ from ocsd.config.settings import (
 from ocsd.core.genesys import (
     GSW_AUTO_COMPLETION,
 )
+from ocsd.logs.redact import redact_uri
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
 
@@ -178,7 +179,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             code, data = _call("POST", url, args.timeout, token)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"ocsd ctl: cannot reach the control API at {base}: {reason}", file=sys.stderr)
+        where = redact_uri(base)
+        print(f"ocsd ctl: cannot reach the control API at {where}: {reason}", file=sys.stderr)
         return 3
     print(json.dumps(data, indent=2))
     return 0 if 200 <= code < 300 else 1

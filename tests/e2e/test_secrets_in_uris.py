@@ -66,3 +66,11 @@ async def test_path_parameter_query_and_fragment_secrets_are_never_shown(
             assert secret not in output, f"{secret} shown in {output[:300]}"
     assert "/ocs;token=***?key=***&site=paris#access_token=***" in checked.stdout
     assert "***@127.0.0.1" in proc.stdout_text
+
+
+async def test_ocsd_ctl_masks_the_password_of_its_url(run_ocsd, refusing_uri):
+    base = refusing_uri.replace("http://", f"http://admin:{PASSWORD}@").rsplit("/", 1)[0]
+    result = await run_ocsd("ctl", "--url", base, "--timeout", "2", "status")
+    assert result.returncode == 3
+    assert "cannot reach the control API at http://***@127.0.0.1:" in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr

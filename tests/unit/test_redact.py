@@ -169,3 +169,39 @@ def test_redact_text_masks_every_uri_in_a_message() -> None:
     for secret in ("S3cret", "T0k", "B1g", "Z9"):
         assert secret not in redacted
     assert redacted.startswith("ClientConnectorError: Cannot connect to host http://***@h:80/x")
+
+
+@pytest.mark.parametrize("log_format", ["console", "json", "genesys"])
+def test_a_logged_traceback_shows_no_local_values(log_format: str) -> None:
+    """With rich installed, structlog's console tracebacks print every frame's locals by
+    default: a local holding a URI with its password would be printed."""
+    import io
+    import sys
+
+    import structlog
+
+    from ocsd.logs import configure_logging, get_logger, trace_lines
+
+    def failing(uri: str) -> None:
+        secret_in_a_local = uri
+        raise ValueError(f"failed for {len(secret_in_a_local)} characters")
+
+    password = "".join(reversed("WPterc3S"))  # not in the source, which a traceback quotes
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, write_through=True)
+    previous, sys.stdout = sys.stdout, out
+    try:
+        configure_logging(log_format)  # type: ignore[arg-type]
+        try:
+            failing(f"http://admin:{password}@127.0.0.1/ocs")
+        except ValueError:
+            get_logger("test").exception("it failed")
+    finally:
+        sys.stdout = previous
+        structlog.reset_defaults()
+        trace_lines.configure(None, None)
+    text = raw.getvalue().decode()
+    out.detach()
+    assert "it failed" in text
+    assert "ValueError" in text
+    assert password not in text
