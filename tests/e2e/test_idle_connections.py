@@ -2,9 +2,10 @@
 
 The real daemon (and the real ``ocsd sink``) as a subprocess whose file limit is lowered
 to 256 (RLIMIT_NOFILE, set in the child before it runs); 400 sockets connect and never
-send a byte. ``/healthz`` still answers on a new connection while they are open, the
-oldest idle ones are closed at once to make room, and every one of them is closed once
-the idle timeout has passed.
+send a byte. Past the connection limit the newcomers are answered 503 and closed at once
+(every idle one is younger than half a second); a second later ``/healthz`` still answers
+on a new connection, which closes the oldest idle one to make room; and every one of them
+is closed once the idle timeout has passed.
 """
 
 from __future__ import annotations
