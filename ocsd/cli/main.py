@@ -23,6 +23,7 @@ from ocsd.config.settings import (
 from ocsd.core.genesys import (
     GSW_AUTO_COMPLETION,
 )
+from ocsd.logs.redact import redact_uri
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
 
@@ -120,6 +121,8 @@ def _control_token(args: argparse.Namespace, settings: Settings) -> str | None:
 
 def _call(method: str, url: str, timeout: float, token: str | None = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "POST":  # urllib would say form-urlencoded, which the control API refuses
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(
         url, method=method, data=b"" if method == "POST" else None, headers=headers
     )
@@ -134,14 +137,34 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
             return exc.code, {"error": raw.decode("utf-8", "replace")}
 
 
+#: Groups asked for per page when ``ocsd ctl status`` lists them all.
+CTL_PAGE = 1000
+
+
+def _every_group(base: str, timeout: float, token: str | None) -> tuple[int, Any]:
+    """Every group, following the control API's pages (``next``) to the last one."""
+    groups: list[Any] = []
+    path: str | None = f"/campaigngroups?limit={CTL_PAGE}"
+    seen: set[str] = set()
+    while path is not None and path not in seen:
+        seen.add(path)
+        code, page = _call("GET", base + path, timeout, token)
+        if code != 200 or not isinstance(page, dict):
+            return code, page
+        groups.extend(page.get("campaigngroups", []))
+        path = page.get("next")
+    return 200, {"campaigngroups": groups, "total": len(groups)}
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
     settings = _control_settings(args)
     base = _control_url(args, settings)
     token = _control_token(args, settings)
     try:
-        if args.action == "status":
-            url = f"{base}/campaigngroups" + (f"/{args.dbid}" if args.dbid else "")
-            code, data = _call("GET", url, args.timeout, token)
+        if args.action == "status" and args.dbid:
+            code, data = _call("GET", f"{base}/campaigngroups/{args.dbid}", args.timeout, token)
+        elif args.action == "status":
+            code, data = _every_group(base, args.timeout, token)
         elif args.action == "health":
             code, data = _call("GET", f"{base}/healthz", args.timeout)
         else:
@@ -156,7 +179,8 @@ def cmd_ctl(args: argparse.Namespace) -> int:
             code, data = _call("POST", url, args.timeout, token)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        print(f"ocsd ctl: cannot reach the control API at {base}: {reason}", file=sys.stderr)
+        where = redact_uri(base)
+        print(f"ocsd ctl: cannot reach the control API at {where}: {reason}", file=sys.stderr)
         return 3
     print(json.dumps(data, indent=2))
     return 0 if 200 <= code < 300 else 1
@@ -270,6 +294,29 @@ def _add_sink(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=1024 * 1024,
         metavar="BYTES",
         help="largest body accepted; larger ones get 413 (default 1 MiB)",
+    )
+    sink.add_argument(
+        "--keep-bytes",
+        type=int,
+        default=32 * 1024 * 1024,
+        metavar="BYTES",
+        help="memory the latest messages (GET /messages) may take, as JSON text; the oldest "
+        "go first (default 32 MiB; at most 1,000 messages in any case)",
+    )
+    sink.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection idle this long (before a request or between two; default 60)",
+    )
+    sink.add_argument(
+        "--max-connections",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="connections open at once; a new one past it closes the oldest idle one "
+        "(default 1024, lowered to fit under the file limit)",
     )
     sink.add_argument("--log-format", choices=["json", "console"], default="json")
     sink.set_defaults(func=cmd_sink)

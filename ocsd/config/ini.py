@@ -49,6 +49,10 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "ca-file": "ca_file",
         "control-token": "control_token",
         "shard": "shard",
+        "control-allowed-hosts": "control_allowed_hosts",
+        "control-allowed-origins": "control_allowed_origins",
+        "control-idle-timeout": "control_idle_timeout",
+        "control-max-connections": "control_max_connections",
     },
 }
 FIELD_PLACES: dict[str, tuple[str, str]] = {

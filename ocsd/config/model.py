@@ -46,6 +46,22 @@ MIN_TOKEN_LENGTH = 16
 _SHARD = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*")
 
 
+#: Bounds of the control API's connection options.
+MAX_IDLE_TIMEOUT = 3600.0
+MAX_CONNECTIONS = 100_000
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.\-]*[a-z0-9_])?|[0-9a-f:.]+")
+_ORIGIN = re.compile(r"https?://(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _comma_list(value: Any) -> list[str]:
+    """Comma- or space-separated names (the INI and the environment) or a sequence."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected comma-separated names")
+    return [str(item).strip() for item in value if str(item).strip()]
+
+
 class ConfigError(Exception):
     """A configuration mistake, as one line that names where it is."""
 
@@ -259,6 +275,43 @@ class Settings(BaseSettings):
     # "K/N": this instance is shard K of N and runs the groups with dbid % N == K - 1, so
     # N instances can share one file (each given its own OCSD_SHARD). None: all groups.
     shard: Annotated[Shard | None, NoDecode] = None
+
+    # -- exposure of the control API: which requests it trusts, how many connections --
+    # Host names accepted in the Host header of a state-changing request besides localhost,
+    # IP addresses and control-host (a name that points here: DNS rebinding); "*": any.
+    control_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # Browser origins (scheme://host[:port]) allowed to send state-changing requests besides
+    # the control API's own (cross-site request forgery); "*": any.
+    control_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Seconds a control connection may stay idle (before its first request or between two).
+    control_idle_timeout: Annotated[float, Field(gt=0, le=MAX_IDLE_TIMEOUT)] = 30.0
+    # Control connections open at once; a new one past it closes the oldest idle one.
+    # Lowered at start to fit under the process's file limit.
+    control_max_connections: Annotated[int, Field(ge=1, le=MAX_CONNECTIONS)] = 256
+
+    @field_validator("control_allowed_hosts", mode="before")
+    @classmethod
+    def _host_names(cls, value: Any) -> tuple[str, ...]:
+        """``localhost.example, 10.0.0.5, [fd00::1]`` or ``*``: host names, no ports."""
+        names = []
+        for name in _comma_list(value):
+            name = name.lower().removeprefix("[").removesuffix("]")
+            if name != "*" and not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name[:80]!r} is not a host name or IP address (no port)")
+            names.append(name)
+        return tuple(names)
+
+    @field_validator("control_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        """``https://admin.example:8443`` or ``*``: a browser's Origin header, exactly."""
+        origins = []
+        for origin in _comma_list(value):
+            origin = origin.lower().removesuffix("/")
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin[:80]!r} is not an origin like https://host[:port]")
+            origins.append(origin)
+        return tuple(origins)
 
     @field_validator("shard", mode="before")
     @classmethod

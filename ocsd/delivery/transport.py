@@ -30,7 +30,7 @@ from ocsd.core.genesys import MSG_PERIODIC, MSG_STATE, PERIODIC_TEXT, STATE_TEXT
 from ocsd.delivery.errors import DeliveryError
 from ocsd.delivery.signing import Signer, new_message_id
 from ocsd.logs import get_logger, trace_lines
-from ocsd.logs.redact import redact_uri
+from ocsd.logs.redact import redact_text, redact_uri
 
 Kind = Literal["state", "periodic"]
 
@@ -218,7 +218,7 @@ class Transport:
                 },
             )
         except aiohttp.ClientSSLError as exc:
-            error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+            error = self._safe_error(exc)
             return Outcome("TLS error", {"host": self.host, "error": error})
         except aiohttp.ClientConnectorError as exc:
             reason = (
@@ -228,7 +228,7 @@ class Transport:
             )
             return Outcome(reason, {"error": exc.strerror or type(exc.os_error).__name__})
         except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+            error = self._safe_error(exc)
             return Outcome("connection error", {"error": error})
 
     def _note_cut(self, cut: str | None, status: int | None) -> None:
@@ -246,6 +246,12 @@ class Transport:
         elif cut is None:
             log.info("receiver answers are read whole again", uri=self.safe_uri)
         self._cutting = cut is not None
+
+    def _safe_error(self, exc: BaseException) -> str:
+        """An exception as text without the URI's credentials, in whatever form the
+        client library quotes the URI (as given, or re-encoded)."""
+        text = f"{type(exc).__name__}: {exc}".replace(self.uri, self.safe_uri)
+        return redact_text(text.replace(str(self._url), self.safe_uri))
 
     @staticmethod
     def _answer(status: int, retry_after: str | None) -> Outcome:

@@ -51,6 +51,14 @@ class GenesysRenderer:
         return f"{head} {extra}" if extra else head
 
 
+def _traceback_without_locals() -> Any:
+    """structlog's console tracebacks, without the values of local variables: with rich
+    installed they show them by default, and a local can hold a URI with its password."""
+    if getattr(structlog.dev, "rich", None) is not None:
+        return structlog.dev.RichTracebackFormatter(show_locals=False)
+    return structlog.dev.plain_traceback
+
+
 def configure_logging(log_format: LogFormat = "json") -> None:
     """Set up structlog for the whole process; safe to call again (e.g. on reload)."""
     shared: list[Any] = [structlog.contextvars.merge_contextvars, _level]
@@ -66,7 +74,9 @@ def configure_logging(log_format: LogFormat = "json") -> None:
         processors = [
             *shared,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()),
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stdout.isatty(), exception_formatter=_traceback_without_locals()
+            ),
         ]
         factory = structlog.PrintLoggerFactory(sys.stdout)
     else:

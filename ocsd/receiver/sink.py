@@ -4,7 +4,7 @@ Every POST (any path) is a notification. The sink answers:
 
 - 2xx (200 ``{"ok": true}``) to a message that holds to the schema and to the life cycle;
 - 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
-  body that is not JSON, 422 to a body that breaks the schema (spec sections 2 and 4),
+  body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (spec sections 2 and 4),
   409 to a valid body that breaks the life cycle (spec section 5: a transition the spec
   does not allow, a periodic notification for a group that is not loaded, a timestamp
   going backwards, an action/status pair that does not fit).
@@ -28,7 +28,7 @@ import itertools
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import IO, Any
@@ -39,18 +39,27 @@ from aiohttp import web
 from ocsd.core import genesys as gsw
 from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
+from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
+    MAX_NESTING,
     LifeCycleChecker,
     Problem,
     action_name,
+    nested_deeper_than,
     schema_problems,
     schema_text,
 )
 
 #: Largest body accepted; a real one is about 1 KB.
 MAX_BODY_BYTES = 1024 * 1024
-#: Messages kept in full for ``GET /messages``.
+#: Messages kept in full for ``GET /messages``, and the bytes they may take in all
+#: (``--keep-bytes``): kept as their JSON text, not as parsed objects (~24x larger).
 KEEP_LATEST = 1000
+KEEP_BYTES = 32 * 1024 * 1024
+#: Longest text of a body kept for the dashboard (a name can be a megabyte long), and
+#: calling lists kept per group.
+TEXT_KEPT = 200
+LISTS_KEPT = 50
 #: Messages kept, in short, for the dashboard's feed.
 FEED_LENGTH = 100
 #: Groups shown on the dashboard at most (a flood of DBIDs cannot exhaust memory).
@@ -123,9 +132,9 @@ def summary(body: dict[str, Any]) -> str:
     status = body.get(gsw.GSW_CAMPAIGN_GROUP_STATUS, -1)
     actor = ACTORS.get(body.get(gsw.GSW_CAMPAIGN_GROUP_ACTOR, -1), "?")
     what = "periodic" if action == 0 else f"{action_name(action)} by {actor}"
-    text = f"{body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)}: {what} -> {status_name(status)}"
+    text = f"{_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME))}: {what} -> {status_name(status)}"
     if gsw.GSW_DIAL_MODE in body:
-        text += f", dial mode {body[gsw.GSW_DIAL_MODE]}"
+        text += f", dial mode {_clip(body[gsw.GSW_DIAL_MODE])}"
     stats = [
         f"{short}={_fmt(body.get(key))}"
         for short, key in (
@@ -143,7 +152,7 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return str(_clip(value))[:TEXT_KEPT]
 
 
 def _feed_item(
@@ -174,13 +183,13 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
     """The dashboard's row of a group, from a body that holds to the schema."""
     return {
         "dbid": dbid,
-        "name": body[gsw.GSW_CAMPAIGN_GROUP_NAME],
-        "uuid": body[gsw.GSW_CAMPAIGN_GROUP_UUID],
-        "campaign": body[gsw.GSW_CAMPAIGN_NAME],
-        "group": body[gsw.GSW_GROUP_NAME],
-        "template": body.get(gsw.GSW_CAMPAIGN_TEMPLATE_NAME),
-        "queue": body[gsw.GSW_QUEUE_NAME],
-        "tenant": body[gsw.GSW_TENANT_NAME],
+        "name": _clip(body[gsw.GSW_CAMPAIGN_GROUP_NAME]),
+        "uuid": _clip(body[gsw.GSW_CAMPAIGN_GROUP_UUID]),
+        "campaign": _clip(body[gsw.GSW_CAMPAIGN_NAME]),
+        "group": _clip(body[gsw.GSW_GROUP_NAME]),
+        "template": _clip(body.get(gsw.GSW_CAMPAIGN_TEMPLATE_NAME)),
+        "queue": _clip(body[gsw.GSW_QUEUE_NAME]),
+        "tenant": _clip(body[gsw.GSW_TENANT_NAME]),
         "status": body[gsw.GSW_CAMPAIGN_GROUP_STATUS],
         "dial_mode": body.get(gsw.GSW_DIAL_MODE),
         "optimize_by": body.get(gsw.GSW_OPTIMIZE_BY),
@@ -191,12 +200,12 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
         "received": received,
         "calling_lists": [
             {
-                "name": cl[gsw.GSW_CALLING_LIST_NAME],
+                "name": _clip(cl[gsw.GSW_CALLING_LIST_NAME]),
                 "dbid": cl[gsw.GSW_CALLING_LIST_DBID],
                 "hit_ratio": cl[gsw.GSW_STAT_HIT_RATIO],
                 "time_to_complete": cl[gsw.GSW_STAT_TIME_TO_COMPLETE],
             }
-            for cl in body[gsw.GSW_CALLING_LISTS]
+            for cl in body[gsw.GSW_CALLING_LISTS][:LISTS_KEPT]
         ],
         **{name: body[key] for name, key in STATISTICS},
     }
@@ -250,7 +259,14 @@ class Board:
 
 def _text(body: dict[str, Any] | None, key: str) -> str | None:
     value = body.get(key) if body else None
-    return value if isinstance(value, str) else None
+    return _clip(value) if isinstance(value, str) else None
+
+
+def _clip(value: Any) -> Any:
+    """A text cut to TEXT_KEPT characters; anything else as it is."""
+    if isinstance(value, str) and len(value) > TEXT_KEPT:
+        return value[: TEXT_KEPT - 3] + "..."
+    return value
 
 
 def _value(body: dict[str, Any] | None, key: str) -> Any:
@@ -263,6 +279,35 @@ def _is_json(content_type: str) -> bool:
     return subtype == "json" or subtype.endswith("+json")
 
 
+class Latest:
+    """The latest messages as their JSON text: at most ``count`` of them and ``max_bytes``
+    in all (the newest is kept whatever its size). Iterating gives them parsed."""
+
+    def __init__(self, count: int = KEEP_LATEST, max_bytes: int = KEEP_BYTES) -> None:
+        self.count = count
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: deque[bytes] = deque()
+
+    def append(self, entry: bytes) -> None:
+        self._entries.append(entry)
+        self.bytes += len(entry)
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.count or self.bytes > self.max_bytes
+        ):
+            self.bytes -= len(self._entries.popleft())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (orjson.loads(entry) for entry in self._entries)
+
+    def json_array(self) -> bytes:
+        """The entries as one JSON array, without parsing them again."""
+        return b"[" + b",".join(self._entries) + b"]"
+
+
 class Sink:
     """The receiver's state: verdicts, counters, the record file and the dashboard's board."""
 
@@ -271,6 +316,7 @@ class Sink:
         record: IO[bytes] | None = None,
         *,
         max_body: int = MAX_BODY_BYTES,
+        keep_bytes: int = KEEP_BYTES,
         terse: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -279,7 +325,7 @@ class Sink:
         self.terse = terse  # one summary per valid message, without its fields (console)
         self.clock = clock
         self.started = clock()
-        self.latest: deque[dict[str, Any]] = deque(maxlen=KEEP_LATEST)
+        self.latest = Latest(KEEP_LATEST, keep_bytes)
         self.checker = LifeCycleChecker()
         self.board = Board()
         self.accepted = 0
@@ -301,6 +347,19 @@ class Sink:
                         "content-type", None, f"Content-Type must be application/json, got {got}"
                     )
                 ],
+            )
+        if nested_deeper_than(raw):
+            return Judgement(
+                400,
+                problems=[
+                    Problem(
+                        "depth",
+                        None,
+                        f"the body nests arrays and objects more than {MAX_NESTING} deep "
+                        "(a CampaignGroupState is 3 deep)",
+                    )
+                ],
+                raw_excerpt=raw[:RAW_EXCERPT].decode("utf-8", "replace"),
             )
         try:
             body = orjson.loads(raw)
@@ -339,10 +398,11 @@ class Sink:
         }
         if judgement.raw_excerpt is not None:
             entry["raw"] = judgement.raw_excerpt
-        self.latest.append(entry)
+        line = _entry_json(entry)
+        self.latest.append(line)
         self.board.add(seq, received, judgement)
         if self.record is not None:
-            self.record.write(orjson.dumps(entry) + b"\n")
+            self.record.write(line + b"\n")
             self.record.flush()
         body = judgement.body if isinstance(judgement.body, dict) else {}
         if first is None:
@@ -353,8 +413,8 @@ class Sink:
                 log.info(
                     "notification received",
                     summary=summary(body),
-                    campaign_group=body.get(gsw.GSW_CAMPAIGN_GROUP_NAME),
-                    dbid=body.get(gsw.GSW_CAMPAIGN_GROUP_DBID),
+                    campaign_group=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)),
+                    dbid=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_DBID)),
                     status=body.get(gsw.GSW_CAMPAIGN_GROUP_STATUS),
                     action=body.get(gsw.GSW_CAMPAIGN_GROUP_ACTION),
                     actor=body.get(gsw.GSW_CAMPAIGN_GROUP_ACTOR),
@@ -372,8 +432,8 @@ class Sink:
                 rule=first.rule,
                 field=first.field,
                 error=first.message,
-                campaign_group=body.get(gsw.GSW_CAMPAIGN_GROUP_NAME),
-                dbid=body.get(gsw.GSW_CAMPAIGN_GROUP_DBID),
+                campaign_group=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)),
+                dbid=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_DBID)),
             )
         return entry
 
@@ -396,8 +456,9 @@ class Sink:
         return _json(judgement.answer(), judgement.http_status)
 
     async def messages(self, _request: web.Request) -> web.Response:
-        return _json(
-            {"accepted": self.accepted, "refused": self.refused, "latest": list(self.latest)}
+        head = b'{"accepted":%d,"refused":%d,"latest":' % (self.accepted, self.refused)
+        return web.Response(
+            body=head + self.latest.json_array() + b"}", content_type="application/json"
         )
 
     async def healthz(self, _request: web.Request) -> web.Response:
@@ -432,6 +493,21 @@ class Sink:
         )
 
 
+def _entry_json(entry: dict[str, Any]) -> bytes:
+    """A record entry as JSON; a body orjson cannot write (too deep for it, an integer
+    over 64 bits) is kept as an excerpt of its text instead."""
+    try:
+        text = orjson.dumps(entry)
+    except TypeError:
+        body = entry.pop("body")
+        entry["body"] = None
+        entry["raw"] = repr(body)[:RAW_EXCERPT]
+        text = orjson.dumps(entry)
+    # a copy of its exact size: orjson's own bytes keeps the much larger buffer it wrote
+    # into (measured: ~32 MiB held for a 1 MB entry)
+    return memoryview(text).tobytes()
+
+
 def _load_static() -> dict[str, bytes]:
     folder = resources.files("ocsd.receiver").joinpath("static")
     return {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
@@ -454,19 +530,27 @@ def create_app(sink: Sink) -> web.Application:
     return app
 
 
-async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+#: Defaults of ``--idle-timeout`` and ``--max-connections``: longer than an HTTP client's
+#: keep-alive (aiohttp's pool keeps an idle connection 15 s), room for a pool of 1,000.
+IDLE_TIMEOUT_S = 60.0
+MAX_CONNECTIONS = 1024
+
+
+async def start_site(
+    app: web.Application,
+    host: str,
+    port: int,
+    limits: ConnectionLimits | None = None,
+) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on host:port (0: any free port); the runner and the port it got.
 
-    Raises OSError when the port cannot be had.
+    Idle connections are closed after ``limits.idle_timeout`` s, and past
+    ``limits.max_connections`` (capped under the file limit) the oldest idle one is
+    closed to admit a new one. Raises OSError when the port cannot be had.
     """
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    try:
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
+    limits = limits or ConnectionLimits(IDLE_TIMEOUT_S, MAX_CONNECTIONS)
+    capped = ConnectionLimits(limits.idle_timeout, connection_cap(limits.max_connections))
+    runner, _site = await serve(app, host, port, capped, shutdown_timeout=1.0)
     addresses = runner.addresses
     return runner, (addresses[0][1] if addresses else port)
 
@@ -479,8 +563,14 @@ def url_host(host: str) -> str:
 
 
 async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
-    sink = Sink(record, max_body=args.max_body, terse=args.log_format == "console")
-    runner, port = await start_site(create_app(sink), args.host, args.port)
+    sink = Sink(
+        record,
+        max_body=args.max_body,
+        keep_bytes=args.keep_bytes,
+        terse=args.log_format == "console",
+    )
+    limits = ConnectionLimits(args.idle_timeout, args.max_connections)
+    runner, port = await start_site(create_app(sink), args.host, args.port, limits)
     url = f"http://{url_host(args.host)}:{port}/"
     log.info("ocsd sink listening", url=url, dashboard=url, record=str(args.record or ""))
     stop = asyncio.Event()
@@ -494,14 +584,26 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
         log.info("ocsd sink stopped", accepted=sink.accepted, refused=sink.refused)
 
 
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """The first out-of-range option, as a one-line error naming it; None when all fit."""
+    if args.max_body < 1:
+        return f"--max-body must be positive, got {args.max_body}"
+    if args.keep_bytes < 1:
+        return f"--keep-bytes must be positive, got {args.keep_bytes}"
+    if not 0 < args.idle_timeout <= 3600:  # also refuses nan
+        return f"--idle-timeout must be > 0 and <= 3600 seconds, got {args.idle_timeout}"
+    if not 1 <= args.max_connections <= 100_000:
+        return f"--max-connections must be 1..100000, got {args.max_connections}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
     configure_logging(args.log_format)
-    if args.max_body < 1:
-        log.error(
-            "ocsd sink cannot start", error=f"--max-body must be positive, got {args.max_body}"
-        )
+    problem = _bad_argument(args)
+    if problem:
+        log.error("ocsd sink cannot start", error=problem)
         return 2
     try:
         record = args.record.open("ab") if args.record else None

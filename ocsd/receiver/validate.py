@@ -464,3 +464,32 @@ def _epoch(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+#: Deepest nesting judged: a CampaignGroupState is 3 deep (the body, GSW_CALLING_LISTS,
+#: a calling list); up to this depth the schema names what is wrong, beyond it the body
+#: is refused before it is parsed (orjson writes at most 254 levels back).
+MAX_NESTING = 16
+#: Every bracket as a parenthesis (a mismatched pair is the parser's to refuse), every
+#: other byte deleted.
+_AS_PARENS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nested_deeper_than(raw: bytes, limit: int = MAX_NESTING) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` deep,
+    found without parsing it: strings out, brackets only, then one level of empty pairs
+    removed per pass (linear time per pass, in C). Unbalanced brackets are not "deep":
+    the parser refuses them as not JSON."""
+    # escaped backslashes, then escaped quotes, out: what is left between quotes is a string
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside_strings = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside_strings.translate(_AS_PARENS, _NOT_A_BRACKET)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        inner_removed = brackets.replace(b"()", b"")  # one level of nesting
+        if len(inner_removed) == len(brackets):
+            return False
+        brackets = inner_removed
+    return b"()" in brackets

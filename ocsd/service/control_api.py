@@ -7,8 +7,11 @@ status, 400 bad parameter; every error body is ``{"error": ...}`` naming the pro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any, Protocol
 
@@ -21,6 +24,7 @@ from ocsd.core.errors import BadParameter, NotAllowed, NotFound, Unavailable
 from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
 from ocsd.core.lifecycle import DialingChange
 from ocsd.logs import get_logger
+from ocsd.service.access import AccessPolicy, refusal
 
 log = get_logger("ocsd.control")
 
@@ -32,6 +36,9 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 #: Longest DBID accepted in a path (Genesys DBIDs are 32-bit integers).
 MAX_DBID_DIGITS = 10
 MAX_DEAD_LETTERS_LISTED = 1000
+#: Groups per page of ``GET /campaigngroups``: by default, and at most (``?limit=``).
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
 PARAMETERS = {
     "req",
     "dialmode",
@@ -49,7 +56,9 @@ class Controller(Protocol):
         self, dbid: int, request: Request, change: DialingChange, auto_complete: bool | None
     ) -> dict[str, Any]: ...
 
-    def group_views(self) -> list[dict[str, Any]]: ...
+    def group_page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]: ...
+
+    def group_count(self) -> int: ...
 
     def group_view(self, dbid: int) -> dict[str, Any]: ...
 
@@ -64,6 +73,8 @@ class Controller(Protocol):
     async def resend_dead_letters(self, message_id: str | None) -> dict[str, Any]: ...
 
     def control_token(self) -> str | None: ...
+
+    def access_policy(self) -> AccessPolicy: ...
 
 
 CONTROLLER = web.AppKey("controller", Controller)
@@ -157,8 +168,27 @@ def _auto_complete(params: dict[str, str]) -> bool | None:
     return None
 
 
+def _bounded(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole-number parameter within low..high (the default when absent)."""
+    if name not in params:
+        return default
+    text = params[name].strip()
+    if not (_whole_number(text) and len(text) <= len(str(high))) or not low <= int(text) <= high:
+        raise BadParameter(name, f"must be a whole number {low}..{high}, got {text[:40]!r}")
+    return int(text)
+
+
 async def list_groups(request: web.Request) -> web.Response:
-    return _json({"campaigngroups": request.app[CONTROLLER].group_views()})
+    """One page of groups, ascending by DBID: ``?limit=`` (default 100, at most 1000)
+    groups after the DBID ``?after=``; ``next`` is the path of the next page."""
+    params = await _parameters(request, {"limit", "after"})
+    limit = _bounded(params, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    after = _bounded(params, "after", 0, 0, 10**MAX_DBID_DIGITS - 1)
+    controller = request.app[CONTROLLER]
+    async with request.app[TURNS].turn():
+        views, cursor = controller.group_page(after, limit)
+    next_page = None if cursor is None else f"/campaigngroups?limit={limit}&after={cursor}"
+    return _json({"campaigngroups": views, "total": controller.group_count(), "next": next_page})
 
 
 async def show_group(request: web.Request) -> web.Response:
@@ -217,8 +247,35 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[CONTROLLER].registry()
-    body = generate_latest(registry)  # small: fixed label sets, counts read at scrape time
+    async with request.app[TURNS].turn():  # counts every group's status
+        body = generate_latest(registry)  # small: fixed label sets, counts read at scrape time
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def _trusted_origin(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A state-changing request from a foreign web page (cross-site forgery, DNS
+    rebinding) or with a body that is not JSON is refused (see ocsd.service.access)."""
+    headers = request.headers
+    refused = refusal(
+        request.method,
+        headers.get("Host"),
+        headers.get("Origin"),
+        headers.get("Content-Type"),
+        request.app[CONTROLLER].access_policy(),
+        has_body=request.body_exists,
+    )
+    if refused is not None:
+        log.warning(
+            "control request refused",
+            method=request.method[:20],
+            path=request.path[:200],
+            remote=request.remote,
+            reason=refused.reason,
+        )
+        return _error(refused.http_status, refused.reason)
+    result: web.StreamResponse = await handler(request)
+    return result
 
 
 @web.middleware
@@ -288,6 +345,28 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
 OPENAPI = web.AppKey("openapi", bytes)
 
 
+class Turns:
+    """At most one answer that reads many groups is built per turn of the event loop.
+
+    A thousand list requests arriving together would otherwise all be built in one
+    turn (each handler is ready at once), and the ticker, waiting for that turn to end,
+    would skip its slots. Each holder yields once before it builds, so requests that
+    find the lock taken wait for a later turn, and the loop's timers run in between.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        async with self._lock:
+            await asyncio.sleep(0)
+            yield
+
+
+TURNS = web.AppKey("turns", Turns)
+
+
 def openapi_document() -> bytes:
     """The OpenAPI 3.1 description of the control API shipped in the package."""
     return resources.files("ocsd.service").joinpath("openapi.json").read_bytes()
@@ -319,10 +398,12 @@ def _quiet_aiohttp_server_log() -> None:
 def create_app(controller: Controller) -> web.Application:
     _quiet_aiohttp_server_log()
     app = web.Application(
-        client_max_size=MAX_REQUEST_BYTES, middlewares=[_errors_as_json, _bearer_token]
+        client_max_size=MAX_REQUEST_BYTES,
+        middlewares=[_errors_as_json, _bearer_token, _trusted_origin],
     )
     app[CONTROLLER] = controller
     app[OPENAPI] = openapi_document()
+    app[TURNS] = Turns()
     app.router.add_get("/campaigngroups", list_groups)
     app.router.add_get("/campaigngroups/{dbid}", show_group)
     app.router.add_post("/campaigngroups/{dbid}", act_on_group)

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,11 +28,15 @@ from ocsd.delivery.notifier import DeliveryFigures
 from ocsd.delivery.outbox import first_dead_letters
 from ocsd.delivery.reliable import ReliablePolicy
 from ocsd.logs import get_logger
+from ocsd.service.access import AccessPolicy
 from ocsd.service.feed import Feed
 from ocsd.service.metrics import DaemonFigures, Metrics
 from ocsd.service.supervisor import Supervisor
 
 log = get_logger("ocsd.service")
+
+
+_status = attrgetter("status")
 
 
 class DeadLettersUnavailable(NotAllowed):
@@ -72,6 +77,7 @@ class ControlService:
         self.supervisor = supervisor
         self.metrics = metrics
         self._ticks_skipped = ticks_skipped
+        self._access: tuple[Settings, AccessPolicy] | None = None
         metrics.collect_from(self.figures)
 
     # -- requests ------------------------------------------------------------------------
@@ -150,8 +156,16 @@ class ControlService:
                 )
                 return
 
-    def group_views(self) -> list[dict[str, Any]]:
-        return self.engine.views(self.feed.clock())
+    def group_page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """The views of up to ``limit`` groups with a DBID above ``after``, ascending, and
+        the cursor of the next page (None on the last page)."""
+        dbids = self.engine.dbids_after(after, limit + 1)
+        now = self.feed.clock()
+        views = [self.engine.view(dbid, now) for dbid in dbids[:limit]]
+        return views, (dbids[limit - 1] if len(dbids) > limit else None)
+
+    def group_count(self) -> int:
+        return len(self.engine)
 
     def group_view(self, dbid: int) -> dict[str, Any]:
         return self.engine.view(dbid, self.feed.clock())
@@ -206,6 +220,19 @@ class ControlService:
         token = self._settings().control_token
         return token.get_secret_value() if token is not None else None
 
+    def access_policy(self) -> AccessPolicy:
+        """Who may change state, from the settings in force (a reload applies at once)."""
+        settings = self._settings()
+        policy = self._access
+        if policy is None or policy[0] is not settings:
+            built = AccessPolicy(
+                settings.control_host,
+                settings.control_allowed_hosts,
+                settings.control_allowed_origins,
+            )
+            policy = self._access = (settings, built)
+        return policy[1]
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready: start-up done, every supervised task running, not stopping, and in the
         reliable mode the outbox and the dead-letter file writable."""
@@ -249,7 +276,7 @@ class ControlService:
         return DaemonFigures(
             counters=self.feed.counters,
             delivery=self.delivery_figures(),
-            statuses=Counter(group.status for group in self.engine.groups),
+            statuses=Counter(map(_status, self.engine.by_dbid.values())),
             reloads=self.state.reload_results,
             ticks_skipped=self._ticks_skipped(),
             delivery_mode=self._settings().delivery_mode,

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import uvloop
-from aiohttp import web
 
 from ocsd.config.definitions import group_definitions, group_schedules, shard_hint
 from ocsd.config.settings import Settings
@@ -29,6 +28,7 @@ from ocsd.delivery.errors import DeliveryError
 from ocsd.delivery.notifier import Notifier
 from ocsd.logs import get_logger
 from ocsd.logs.redact import redact_uri
+from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.service import control_api
 from ocsd.service.controller import ControlService, DaemonState
 from ocsd.service.feed import Feed
@@ -204,22 +204,32 @@ class Daemon:
 
     async def _start_control_server(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
-        runner = web.AppRunner(
-            control_api.create_app(self.control),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=1.0,
+        limits = ConnectionLimits(
+            settings.control_idle_timeout,
+            connection_cap(
+                settings.control_max_connections, reserved=settings.http_connection_pool_size
+            ),
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.control_host, settings.control_port)
+        if limits.max_connections < settings.control_max_connections:
+            log.warning(
+                "control-max-connections lowered to fit under the file limit (ulimit -n)",
+                configured=settings.control_max_connections,
+                effective=limits.max_connections,
+            )
         try:
-            await site.start()
+            runner, _site = await serve(
+                control_api.create_app(self.control),
+                settings.control_host,
+                settings.control_port,
+                limits,
+                shutdown_timeout=1.0,
+            )
         except OSError as exc:
             raise StartupError(
                 f"cannot listen on {settings.control_host}:{settings.control_port} "
                 f"([ocsd] control-host/control-port): {exc.strerror or exc}"
             ) from None
+        stack.push_async_callback(runner.cleanup)
         addresses = runner.addresses
         self.control_port = addresses[0][1] if addresses else settings.control_port
 

@@ -33,7 +33,15 @@ log = get_logger("ocsd.service")
 #: Wall seconds between two looks at the configuration file's modification time.
 CONFIG_POLL_S = 1.0
 #: Options that are read once at start-up; a reload that changes them says so.
-RESTART_OPTIONS = ("control_host", "control_port", "log_format", "stats_window", "seed")
+RESTART_OPTIONS = (
+    "control_host",
+    "control_port",
+    "log_format",
+    "stats_window",
+    "seed",
+    "control_idle_timeout",
+    "control_max_connections",
+)
 
 DeliveryFactory = Callable[[Settings], "Delivery | None"]
 

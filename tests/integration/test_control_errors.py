@@ -145,7 +145,10 @@ async def test_malformed_request_body_is_400(
     ocsd = await start_daemon(ini_sections(receiver.url))
     before = await _prepare(ocsd, receiver, [LOAD])
 
-    status, answer = await ocsd.control.request("POST", path, data=data)
+    async with ocsd.control.session.post(
+        ocsd.base_url + path, data=data, headers={"Content-Type": "application/json"}
+    ) as response:
+        status, answer = response.status, await response.json()
 
     assert status == 400, answer
     assert parameter in answer["error"], answer

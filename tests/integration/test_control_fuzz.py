@@ -117,9 +117,10 @@ def ocsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 def call(
     url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=body, method=method, headers=AUTH if headers is None else headers
-    )
+    headers = dict(AUTH if headers is None else headers)
+    if body is not None:  # urllib would say form-urlencoded, which the control API refuses
+        headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             status, raw = response.status, response.read()

@@ -297,3 +297,18 @@ def test_only_groups_that_can_change_on_their_own_are_stepped() -> None:
             break
     assert [(c.action, c.status) for c in changes] == [(Action.UNLOAD, GroupStatus.NOT_LOADED)]
     assert engine._simulations[101].now == engine.clock(NOW), "101 was stepped"
+
+
+def test_pages_of_dbids_follow_additions_and_removals() -> None:
+    """dbids_after: ascending DBIDs after a cursor, whatever the configuration order."""
+    engine = Engine(
+        [definition(dbid, PROGRESSIVE, (f"L{dbid}", dbid + 1000)) for dbid in (30, 10, 20)],
+        wall_start=NOW,
+    )
+    assert engine.dbids_after(0, 2) == [10, 20]
+    assert engine.dbids_after(20, 2) == [30]
+    assert engine.dbids_after(30, 2) == []
+    engine.add(definition(15, PROGRESSIVE, ("L15", 1015)))
+    engine.remove(20, NOW)
+    assert engine.dbids_after(0, 10) == [10, 15, 30]
+    assert engine.dbids_after(12, 1) == [15]
