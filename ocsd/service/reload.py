@@ -80,7 +80,7 @@ def every_group_lost(
         names += f" and {len(loaded) - NAMES_SHOWN} more"
     return (
         f"defines no campaign group, and {len(loaded)} loaded would be force-unloaded "
-        f"({names}): unload them first, or restart ocsd with this file"
+        f"({names}): unload them first and reload, or restart ocsd with this file"
     )
 
 
@@ -184,21 +184,18 @@ class Reloader:
                 digest = await asyncio.to_thread(fingerprint, self.config_path)
                 if digest == self._fingerprint:
                     return False
-            if self._stopped():
-                log.info("reload skipped: ocsd is stopping", trigger=trigger)
-                return False
             try:
+                if self._stopped():
+                    raise _Stopping
                 changed = await self._read_and_apply(self.config_path)
             except _Stopping:
-                changed = None
-            except (ConfigError, DeliveryError, ReloadRefused) as exc:
-                return self._refused(trigger, str(exc))
-            except Exception as exc:  # a defect: say so, and keep the watcher and SIGHUP alive
-                log.exception("configuration reload failed", trigger=trigger)
-                return self._refused(trigger, f"internal error: {exc!r}")
-            if changed is None:
                 log.info("reload skipped: ocsd is stopping", trigger=trigger)
                 return False
+            except (ConfigError, DeliveryError, ReloadRefused) as exc:
+                return self._refused(trigger, str(exc))
+            except Exception as exc:  # a defect: one line with its traceback, and the
+                # watcher and SIGHUP live on
+                return self._refused(trigger, f"internal error: {exc!r}", exc)
             self._state.reload_results["applied"] += 1
             log.info("configuration reloaded", trigger=trigger, changed=changed or ["nothing"])
             return True
@@ -216,10 +213,13 @@ class Reloader:
     def _stopped(self) -> bool:
         return self._stopping or self._state.stopping
 
-    def _refused(self, trigger: str, error: str) -> bool:
+    def _refused(self, trigger: str, error: str, defect: Exception | None = None) -> bool:
         self._state.reload_results["refused"] += 1
         log.error(
-            "configuration refused; still running on the previous one", trigger=trigger, error=error
+            "configuration refused; still running on the previous one",
+            trigger=trigger,
+            error=error,
+            exc_info=defect,
         )
         return False
 
