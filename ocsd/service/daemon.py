@@ -193,6 +193,8 @@ class Daemon:
             await delivery.notifier.start()
         stack.push_async_callback(self.reloader.stop)  # then the drains of earlier ones
         stack.push_async_callback(self._close_delivery)
+        # first: no reload under way may start a notifier once this one is closed
+        stack.push_async_callback(self.reloader.stop_reloading)
 
     async def _close_delivery(self) -> None:
         delivery = self.feed.delivery

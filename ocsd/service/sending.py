@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from prometheus_client import Histogram
 
 from ocsd.config.settings import Settings
+from ocsd.delivery.errors import DeliveryError
 from ocsd.delivery.notifier import BodySource, DeliveryCounters, DeliveryPolicy, Notifier, Spawn
 from ocsd.delivery.ocs import OcsPolicy
 from ocsd.delivery.reliable import ReliablePolicy
 from ocsd.delivery.signing import Signer
 from ocsd.delivery.transport import Transport
+from ocsd.logs.redact import redact_uri
 
 #: Options of delivery: a change makes a new notifier (a new pool, a new delivery mode).
 DELIVERY_OPTIONS = (
@@ -52,29 +54,43 @@ def build_delivery(
 ) -> Delivery | None:
     """The delivery of ``settings``, not started; None when sending is off.
 
-    Raises DeliveryError (a CA file, an outbox or a dead-letter file that cannot be used).
+    Raises DeliveryError, with one line saying why, for whatever the settings name that
+    cannot be used: a CA file, a URI the HTTP client refuses (a port out of range), an
+    outbox or dead-letter file that cannot be created or opened.
     """
     if not settings.delivers:
         return None
-    assert settings.campaigngroup_states_uri is not None
+    uri = settings.campaigngroup_states_uri
+    assert uri is not None
     secret = settings.webhook_secret
-    transport = Transport(
-        settings.campaigngroup_states_uri,
-        settings.http_response_timeout,
-        settings.http_connection_pool_size,
-        signer=Signer(secret.get_secret_value()) if secret is not None else None,
-        ca_file=settings.ca_file,
-        latency=latency,
-    )
+    try:
+        transport = Transport(
+            uri,
+            settings.http_response_timeout,
+            settings.http_connection_pool_size,
+            signer=Signer(secret.get_secret_value()) if secret is not None else None,
+            ca_file=settings.ca_file,
+            latency=latency,
+        )
+    except ValueError as exc:  # e.g. a port out of range, refused by yarl
+        raise DeliveryError(
+            f"[OCServer] campaigngroup-states-uri {redact_uri(uri)!r}: cannot be used: {exc}"
+        ) from None
     reliable = None
     policy: DeliveryPolicy
     if settings.delivery_mode == "reliable":
-        policy = reliable = ReliablePolicy(
-            retry_schedule=settings.retry_schedule,
-            max_attempts=settings.attempts_allowed,
-            outbox_path=settings.outbox_path,
-            dead_letter_path=settings.dead_letter_path,
-        )
+        try:
+            policy = reliable = ReliablePolicy(
+                retry_schedule=settings.retry_schedule,
+                max_attempts=settings.attempts_allowed,
+                outbox_path=settings.outbox_path,
+                dead_letter_path=settings.dead_letter_path,
+            )
+        except OSError as exc:  # e.g. a read-only directory: the outbox cannot be created
+            raise DeliveryError(
+                f"[ocsd] outbox-path {settings.outbox_path!r}: cannot be created or opened: "
+                f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
+            ) from None
     else:
         policy = OcsPolicy()
     notifier = Notifier(transport, policy, source=source, spawn=spawn, counters=counters)

@@ -229,10 +229,16 @@ async def test_check_config_refuses_without_a_traceback(run_ocsd, write_ini) -> 
 
 
 async def test_a_broken_file_reloaded_changes_nothing(
-    tmp_path, write_ini, rewrite_ini, receiver, control_for
+    tmp_path, write_ini, rewrite_ini, receiver, control_for, monkeypatch
 ) -> None:
+    import ocsd.service.config_file
+    import ocsd.service.reload
     from ocsd.service.daemon import Daemon
 
+    # each file is replaced atomically and reloaded here: no watcher's reloads beside
+    # these, and no need to wait for a file to settle
+    monkeypatch.setattr(ocsd.service.reload, "CONFIG_POLL_S", 3600.0)
+    monkeypatch.setattr(ocsd.service.config_file, "SETTLE_S", 0.0)
     path = write_ini(make_sections(receiver.url))
     freeze_heap()  # as `ocsd run` freezes its heap: see support.inprocess
     daemon = Daemon(load_settings(path), config_path=str(path))
