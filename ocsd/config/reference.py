@@ -87,6 +87,22 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
             "reached from elsewhere, and then set `control-token`."
         ),
         "control_port": "Port of the control API; `0` picks a free port (logged at start).",
+        "control_allowed_hosts": (
+            "More `Host` names (comma-separated; `*` allows any) for which state-changing "
+            "control requests are accepted; localhost, IP addresses and `control-host` "
+            "always are (the check stops DNS rebinding)."
+        ),
+        "control_allowed_origins": (
+            "Browser origins (comma-separated; `*` allows any) whose pages may change "
+            "state through the control API; other cross-site requests get 403."
+        ),
+        "control_idle_timeout": (
+            "Seconds after which an idle control connection is closed. Applies after a restart."
+        ),
+        "control_max_connections": (
+            "Most control connections open at once (lowered at start to fit the file "
+            "limit); past it a new one closes the oldest idle one. Applies after a restart."
+        ),
         "log_format": (
             "`json`: one JSON object per line; `console`: for a person at a terminal; "
             "`genesys`: Genesys short lines (`HH:MM:SS.mmm Trc 81000 ...`)."
