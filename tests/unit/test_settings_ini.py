@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -532,3 +533,60 @@ def test_section_and_option_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_ini(text, PATH)
     assert str(caught.value) == f"{PATH}:{message}"
+
+
+# -- size and time: linear in the file, with a limit ----------------------------------------
+
+
+def continuation_text(size: int) -> str:
+    """An INI text of ``size`` characters or so: one option continued over every line."""
+    line = "  one more continuation line of a value\n"
+    return "[tenant]\nname = first\n" + line * (size // len(line))
+
+
+def best_cpu_seconds(action: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        action()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def test_continuation_lines_are_read_in_linear_time() -> None:
+    """8x the continuation lines take about 8x the time (the reader that added each line
+    to the value took 64x: 96 s for 16 MB). CPU time, best of a few, and a ratio three
+    times the linear one: it holds on a busy machine."""
+    small, large = continuation_text(500_000), continuation_text(4_000_000)
+    small_s = best_cpu_seconds(lambda: read_ini(small, PATH), 5)
+    large_s = best_cpu_seconds(lambda: read_ini(large, PATH), 2)
+    assert read_ini(large, PATH).sections["tenant"]["name"].count("\n") == large.count("\n") - 2
+    assert large_s / small_s < 24, f"0.5 MB: {small_s:.3f} s, 4 MB: {large_s:.3f} s"
+
+
+#: The documented size limit of a configuration file (README, "Options").
+MAX_INI_BYTES = 64 * 2**20
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.ini"
+    with path.open("wb") as file:  # sparse: no disk used
+        file.truncate(MAX_INI_BYTES + 1)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == (
+        f"{path}: configuration file larger than 64 MiB (67,108,864 bytes), the most ocsd reads"
+    )
+    with path.open("r+b") as file:  # one byte less: read (and refused for what it holds)
+        file.truncate(MAX_INI_BYTES)
+    with pytest.raises(ConfigError, match="an option before any"):
+        load_settings(path)
+
+
+def test_a_byte_order_mark_at_the_start_is_skipped(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a BOM; the first header must still be one."""
+    path = tmp_path / "ocsd.ini"
+    path.write_bytes(b"\xef\xbb\xbf[tenant]\r\nname = Acme\r\n")
+    assert load_settings(path).tenant_name == "Acme"
+    path.write_bytes(b"\xef\xbb\xbf[tenant]\r\nname = \xef\xbb\xbfAcme\r\n")  # only at the start
+    assert load_settings(path).tenant_name == "\ufeffAcme"
