@@ -250,10 +250,51 @@ def _canonical_section(name: str) -> str | None:
     return _CANONICAL.get(name.lower())
 
 
+def _section_key(section: str) -> str:
+    """What the headers of one section have in common: case and spacing aside, so
+    [tenant] is [TENANT] and [campaign-group: G1@T] is [campaign-group:g1@t] (a group's
+    name is looked up without case by the control API, and stripped)."""
+    for prefix in (GROUP_PREFIX, LIST_PREFIX):
+        if section.startswith(prefix):
+            return prefix + " ".join(section[len(prefix) :].split()).casefold()
+    return section.casefold()
+
+
+def _refuse_a_second_header(read: IniSections, path: str) -> None:
+    """ConfigError naming both lines if two headers name one section (configparser takes
+    [tenant] and [TENANT] for two, and the later one overrode the earlier in silence)."""
+    first_of: dict[str, str] = {}
+    for section in read.sections:
+        first = first_of.setdefault(_section_key(section), section)
+        if first != section:
+            raise ConfigError(
+                f"{path}:{read.headers[section]}: section [{section}] is section [{first}] of "
+                f"{path}:{read.headers[first]} again (section names ignore case and spacing)"
+            )
+
+
+def _field_values(options: dict[str, str], section: str, ini: IniFile) -> dict[str, str]:
+    """Options by field name (dash -> underscore); ConfigError naming both lines when two
+    spellings of one option are written (ring-time and ring_time)."""
+    entry = {option.replace("-", "_"): value for option, value in options.items()}
+    if len(entry) < len(options):
+        place, first_of = _place_section(section), dict[str, str]()
+        for option in options:
+            first = first_of.setdefault(option.replace("-", "_"), option)
+            if first != option:
+                raise ConfigError(
+                    f"{ini.place(place, option)}: [{section}] {option}: option appears twice "
+                    f"(also written {first} at {ini.place(place, first)})"
+                )
+    return entry
+
+
 def parse_ini(text: str, path: str) -> IniFile:
-    """Parse INI text into settings values; unknown sections and options are errors."""
+    """Parse INI text into settings values; unknown sections and options are errors, and
+    so are two headers of one section and two spellings of one option."""
     read = read_ini(text, path)
     ini = IniFile(path, {}, read.lines)
+    _refuse_a_second_header(read, path)
     values = ini.values
     groups: dict[str, dict[str, str]] = {}
     lists: dict[str, dict[str, str]] = {}
@@ -269,7 +310,9 @@ def parse_ini(text: str, path: str) -> IniFile:
                 raise ConfigError(
                     f"{path}:{read.headers[section]}: [{section}] needs a name after '{prefix}'"
                 )
-            entry = {option.replace("-", "_"): value for option, value in options.items()}
+            entry = _field_values(written, section, ini)
+            if defaults:  # the section's own options beat those of [DEFAULT]
+                entry = {**_field_values(defaults, DEFAULT_SECTION, ini), **entry}
             fields = _field_names(model)
             if not fields.issuperset(entry):
                 option = next(o for o in options if o.replace("-", "_") not in fields)

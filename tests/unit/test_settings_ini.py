@@ -398,13 +398,60 @@ def test_line_numbers_of_headers_and_options() -> None:
     }
 
 
-def test_a_section_written_twice_in_two_cases_names_the_value_that_counts(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "[tenant]\nname = a\n[TENANT]\nname = b\n",
+            "ocsd.ini:3: section [TENANT] is section [tenant] of ocsd.ini:1 again "
+            "(section names ignore case and spacing)",
+            id="known-section-in-two-cases",
+        ),
+        pytest.param(
+            "[ocsd]\nseed = 1\n[OCSD]\nlog-format = json\n",
+            "ocsd.ini:3: section [OCSD] is section [ocsd] of ocsd.ini:1 again "
+            "(section names ignore case and spacing)",
+            id="known-section-other-options",
+        ),
+        pytest.param(
+            "[calling-list:L1]\ndbid = 201\n[campaign-group: G1@T]\ndbid = 101\n"
+            "[campaign-group:G1@T]\ndbid = 102\n",
+            "ocsd.ini:5: section [campaign-group:G1@T] is section [campaign-group: G1@T] of "
+            "ocsd.ini:3 again (section names ignore case and spacing)",
+            id="group-name-spacing",
+        ),
+        pytest.param(
+            "[calling-list:Renewals Q4]\ndbid = 201\n\n[calling-list:renewals  q4]\ndbid = 202\n",
+            "ocsd.ini:4: section [calling-list:renewals  q4] is section "
+            "[calling-list:Renewals Q4] of ocsd.ini:1 again (section names ignore case and spacing)",
+            id="list-name-case-and-inner-spacing",
+        ),
+    ],
+)
+def test_sections_that_differ_only_by_case_or_spacing_are_refused(
+    tmp_path: Path, text: str, message: str
 ) -> None:
-    """[ocsd] and [OCSD] are two sections to configparser, merged by parse_ini: the later
-    value wins, so an error names its line (the old second pass named the first one)."""
-    message = load_error(tmp_path, "[ocsd]\nseed = 1\n[OCSD]\nseed = x\n")
-    assert message.startswith("ocsd.ini:4: [ocsd] seed: "), message
+    """They were merged or overrode each other in silence (the later one won)."""
+    assert load_error(tmp_path, text) == message
+    assert "\n" not in message
+
+
+def test_two_spellings_of_one_option_are_refused(tmp_path: Path) -> None:
+    """talk-time and talk_time are one field: the second overrode the first in silence."""
+    text = "[calling-list:L1]\ndbid = 201\nring-time = 5\nring_time = 9\n"
+    assert load_error(tmp_path, text) == (
+        "ocsd.ini:4: [calling-list:L1] ring_time: option appears twice "
+        "(also written ring-time at ocsd.ini:3)"
+    )
+
+
+def test_names_that_differ_otherwise_are_two_sections(tmp_path: Path) -> None:
+    text = (
+        "[calling-list:L1]\ndbid = 201\n[calling-list:L1b]\ndbid = 202\n"
+        "[campaign-group:G1@T]\ndbid = 101\n[calling-list:G1@T]\ndbid = 203\n"
+    )
+    read = parse_ini(text, PATH)
+    assert set(read.values["calling_lists"]) == {"L1", "L1b", "G1@T"}
 
 
 def test_line_numbers_count_only_newlines(tmp_path: Path) -> None:
