@@ -85,6 +85,33 @@ _VALUE_ENDED = sys.maxsize
 #: at column 0 (so never a continuation), not a header or comment line, no "#" at all (so
 #: no inline comment). Groups: up to the first "=" or ":", and the rest.
 _PLAIN_OPTION = re.compile(r"([^\s\[;#=:][^=:#]*)[=:]([^#]*)").fullmatch
+#: An inline comment: "#" after whitespace (\s is str.isspace's whitespace). One search
+#: in C: a loop over each "#" took 6.5 s for a 50 MB line of "a#a#...".
+_INLINE_COMMENT = re.compile(r"\s#").search
+
+
+#: Largest configuration file ocsd reads, bytes (64 MiB). bench/scale.py's file of
+#: 100,000 groups is 34 MB; reading is linear in the size for every shape of file
+#: (bench/ini_parse.py). A larger file is refused before it is read whole, so a runaway
+#: generator or ``--config /dev/zero`` cannot fill the memory.
+MAX_INI_BYTES = 64 * 1024 * 1024
+
+
+def read_ini_file(path: str) -> str:
+    """The text of an INI file, as configparser got it from ``open(path)``: UTF-8, a
+    byte-order mark at its start skipped (Windows editors write one), universal newlines.
+
+    ConfigError for a file over :data:`MAX_INI_BYTES`; OSError and UnicodeDecodeError
+    as ``open`` and ``decode`` raise them.
+    """
+    with open(path, "rb") as file:
+        data = file.read(MAX_INI_BYTES + 1)
+    if len(data) > MAX_INI_BYTES:
+        raise ConfigError(
+            f"{path}: configuration file larger than {MAX_INI_BYTES // 2**20} MiB "
+            f"({MAX_INI_BYTES:,} bytes), the most ocsd reads"
+        )
+    return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
 
 
 @dataclass(frozen=True)
@@ -116,11 +143,8 @@ def _uncommented(line: str) -> str:
     stripped = line.strip()
     if not stripped or stripped[0] in "#;":
         return ""
-    at = line.find("#")
-    while at > 0:
-        if line[at - 1].isspace():
-            return line[:at].strip()
-        at = line.find("#", at + 1)
+    if "#" in stripped and (comment := _INLINE_COMMENT(line)):
+        return line[: comment.start()].strip()
     return stripped
 
 
@@ -146,12 +170,21 @@ def read_ini(text: str, path: str) -> IniSections:
     current: dict[str, str] | None = None
     section = place = ""
     option: str | None = None  # the option a continuation line continues
+    # The lines of the value of ``option`` while it goes on over several lines, joined
+    # when another line comes: adding each line to the value (a new string each time)
+    # was quadratic (16 MB of continuation lines: 96 s).
+    continued: list[str] = []
+    continued_in: dict[str, str] = {}  # the section and option whose value that is
+    continued_option = ""
     indent_level = 0
     bad_line = 0  # the first line that is not an INI line
     plain_option = _PLAIN_OPTION
     for number, line in enumerate(text.split("\n"), start=1):
         plain = plain_option(line)
         if plain is not None and current is not None:
+            if continued:
+                continued_in[continued_option] = "\n".join(continued)
+                continued = []
             name, rest = plain.groups()
             name = name.rstrip().lower()
             if name in current:
@@ -167,8 +200,13 @@ def read_ini(text: str, path: str) -> IniSections:
             continue
         indent = len(line) - len(line.lstrip())
         if current is not None and option and indent > indent_level:
-            current[option] += "\n" + value
+            if not continued:
+                continued_in, continued_option, continued = current, option, [current[option]]
+            continued.append(value)
             continue
+        if continued:
+            continued_in[continued_option] = "\n".join(continued)
+            continued = []
         indent_level = indent
         if value[0] == "[" and (end := value.rfind("]")) > 1:
             section = value[1:end]
@@ -199,6 +237,8 @@ def read_ini(text: str, path: str) -> IniSections:
         current[name] = value[cut + 1 :].strip()
         lines[place, name] = number
         option = name
+    if continued:
+        continued_in[continued_option] = "\n".join(continued)
     if bad_line:
         raise ConfigError(f"{path}:{bad_line}: not an INI line (expected 'option = value')")
     return IniSections(sections, defaults, headers, lines)
@@ -214,10 +254,51 @@ def _canonical_section(name: str) -> str | None:
     return _CANONICAL.get(name.lower())
 
 
+def _section_key(section: str) -> str:
+    """What the headers of one section have in common: case and spacing aside, so
+    [tenant] is [TENANT] and [campaign-group: G1@T] is [campaign-group:g1@t] (a group's
+    name is looked up without case by the control API, and stripped)."""
+    for prefix in (GROUP_PREFIX, LIST_PREFIX):
+        if section.startswith(prefix):
+            return prefix + " ".join(section[len(prefix) :].split()).casefold()
+    return section.casefold()
+
+
+def _refuse_a_second_header(read: IniSections, path: str) -> None:
+    """ConfigError naming both lines if two headers name one section (configparser takes
+    [tenant] and [TENANT] for two, and the later one overrode the earlier in silence)."""
+    first_of: dict[str, str] = {}
+    for section in read.sections:
+        first = first_of.setdefault(_section_key(section), section)
+        if first != section:
+            raise ConfigError(
+                f"{path}:{read.headers[section]}: section [{section}] is section [{first}] of "
+                f"{path}:{read.headers[first]} again (section names ignore case and spacing)"
+            )
+
+
+def _field_values(options: dict[str, str], section: str, ini: IniFile) -> dict[str, str]:
+    """Options by field name (dash -> underscore); ConfigError naming both lines when two
+    spellings of one option are written (ring-time and ring_time)."""
+    entry = {option.replace("-", "_"): value for option, value in options.items()}
+    if len(entry) < len(options):
+        place, first_of = _place_section(section), dict[str, str]()
+        for option in options:
+            first = first_of.setdefault(option.replace("-", "_"), option)
+            if first != option:
+                raise ConfigError(
+                    f"{ini.place(place, option)}: [{section}] {option}: option appears twice "
+                    f"(also written {first} at {ini.place(place, first)})"
+                )
+    return entry
+
+
 def parse_ini(text: str, path: str) -> IniFile:
-    """Parse INI text into settings values; unknown sections and options are errors."""
+    """Parse INI text into settings values; unknown sections and options are errors, and
+    so are two headers of one section and two spellings of one option."""
     read = read_ini(text, path)
     ini = IniFile(path, {}, read.lines)
+    _refuse_a_second_header(read, path)
     values = ini.values
     groups: dict[str, dict[str, str]] = {}
     lists: dict[str, dict[str, str]] = {}
@@ -233,7 +314,9 @@ def parse_ini(text: str, path: str) -> IniFile:
                 raise ConfigError(
                     f"{path}:{read.headers[section]}: [{section}] needs a name after '{prefix}'"
                 )
-            entry = {option.replace("-", "_"): value for option, value in options.items()}
+            entry = _field_values(written, section, ini)
+            if defaults:  # the section's own options beat those of [DEFAULT]
+                entry = {**_field_values(defaults, DEFAULT_SECTION, ini), **entry}
             fields = _field_names(model)
             if not fields.issuperset(entry):
                 option = next(o for o in options if o.replace("-", "_") not in fields)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
@@ -25,6 +24,7 @@ from ocsd.config.ini import (
     SECTION_OPTIONS,
     IniFile,
     parse_ini,
+    read_ini_file,
 )
 from ocsd.config.model import (
     ENV_PREFIX,
@@ -107,7 +107,7 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[str, str]:
         return default_config_text(), "<embedded ocsd.ini>"
     name = str(path)
     try:
-        return Path(path).read_text(encoding="utf-8"), name
+        return read_ini_file(name), name
     except FileNotFoundError:
         raise ConfigError(f"{name}: configuration file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -307,6 +307,41 @@ def test_duplicate_dbid_of_a_group_and_a_list(tmp_path: Path) -> None:
     assert "[campaign-group:G1]" in message
 
 
+def test_a_calling_list_named_twice_by_a_group(tmp_path: Path) -> None:
+    """Its records and its GSW_CALLING_LISTS entry were counted twice."""
+    lines = list(GROUP_AND_LIST)
+    lines[7] = "calling-lists = L1, L1"  # 8
+    path = ini_file(tmp_path, *lines)
+    message = config_error(path)
+    assert_names_place(message, path, 8, "campaign-group:G1", "calling-lists")
+    assert "names calling list 'L1' twice" in message
+
+
+def g2(*lines: str) -> tuple[str, ...]:
+    return ("[campaign-group:G2]", "dbid = 102", "campaign = C", "group = T2", "queue = 7002",
+            "calling-lists = L1", *lines)  # fmt: skip
+
+
+def test_two_groups_with_one_uuid(tmp_path: Path) -> None:
+    """Receivers key on GSW_CAMPAIGN_GROUP_UUID: two groups with one are one to them."""
+    shared = "0d6b3a52-9a7e-4c71-8f0e-2f5d1c7b9e44"
+    path = ini_file(tmp_path, *GROUP_AND_LIST, f"uuid = {shared}", *g2(f"uuid = {shared.upper()}"))
+    message = config_error(path)
+    assert_names_place(message, path, 16, "campaign-group:G2", "uuid")
+    assert f"uuid {shared} is already the uuid of [campaign-group:G1]" in message
+
+
+def test_a_configured_uuid_that_is_another_groups_derived_one(tmp_path: Path) -> None:
+    """A section copied from check-config's output keeps the uuid derived for the first."""
+    derived = str(
+        uuid.uuid5(uuid.UUID("6f1d3c2a-6b7e-5d1c-9a0e-0c5d0e0a7c11"), "campaign-group/101")
+    )
+    path = ini_file(tmp_path, *GROUP_AND_LIST, *g2(f"uuid = {derived}"))
+    message = config_error(path)
+    assert_names_place(message, path, 15, "campaign-group:G2", "uuid")
+    assert "is already the uuid of [campaign-group:G1] (derived from its dbid)" in message
+
+
 @pytest.mark.parametrize(
     "uri", ["ftp://receiver.example/state", "receiver.example/state", "http:///no-host"]
 )

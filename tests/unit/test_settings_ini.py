@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -397,13 +398,60 @@ def test_line_numbers_of_headers_and_options() -> None:
     }
 
 
-def test_a_section_written_twice_in_two_cases_names_the_value_that_counts(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "[tenant]\nname = a\n[TENANT]\nname = b\n",
+            "ocsd.ini:3: section [TENANT] is section [tenant] of ocsd.ini:1 again "
+            "(section names ignore case and spacing)",
+            id="known-section-in-two-cases",
+        ),
+        pytest.param(
+            "[ocsd]\nseed = 1\n[OCSD]\nlog-format = json\n",
+            "ocsd.ini:3: section [OCSD] is section [ocsd] of ocsd.ini:1 again "
+            "(section names ignore case and spacing)",
+            id="known-section-other-options",
+        ),
+        pytest.param(
+            "[calling-list:L1]\ndbid = 201\n[campaign-group: G1@T]\ndbid = 101\n"
+            "[campaign-group:G1@T]\ndbid = 102\n",
+            "ocsd.ini:5: section [campaign-group:G1@T] is section [campaign-group: G1@T] of "
+            "ocsd.ini:3 again (section names ignore case and spacing)",
+            id="group-name-spacing",
+        ),
+        pytest.param(
+            "[calling-list:Renewals Q4]\ndbid = 201\n\n[calling-list:renewals  q4]\ndbid = 202\n",
+            "ocsd.ini:4: section [calling-list:renewals  q4] is section "
+            "[calling-list:Renewals Q4] of ocsd.ini:1 again (section names ignore case and spacing)",
+            id="list-name-case-and-inner-spacing",
+        ),
+    ],
+)
+def test_sections_that_differ_only_by_case_or_spacing_are_refused(
+    tmp_path: Path, text: str, message: str
 ) -> None:
-    """[ocsd] and [OCSD] are two sections to configparser, merged by parse_ini: the later
-    value wins, so an error names its line (the old second pass named the first one)."""
-    message = load_error(tmp_path, "[ocsd]\nseed = 1\n[OCSD]\nseed = x\n")
-    assert message.startswith("ocsd.ini:4: [ocsd] seed: "), message
+    """They were merged or overrode each other in silence (the later one won)."""
+    assert load_error(tmp_path, text) == message
+    assert "\n" not in message
+
+
+def test_two_spellings_of_one_option_are_refused(tmp_path: Path) -> None:
+    """talk-time and talk_time are one field: the second overrode the first in silence."""
+    text = "[calling-list:L1]\ndbid = 201\nring-time = 5\nring_time = 9\n"
+    assert load_error(tmp_path, text) == (
+        "ocsd.ini:4: [calling-list:L1] ring_time: option appears twice "
+        "(also written ring-time at ocsd.ini:3)"
+    )
+
+
+def test_names_that_differ_otherwise_are_two_sections(tmp_path: Path) -> None:
+    text = (
+        "[calling-list:L1]\ndbid = 201\n[calling-list:L1b]\ndbid = 202\n"
+        "[campaign-group:G1@T]\ndbid = 101\n[calling-list:G1@T]\ndbid = 203\n"
+    )
+    read = parse_ini(text, PATH)
+    assert set(read.values["calling_lists"]) == {"L1", "L1b", "G1@T"}
 
 
 def test_line_numbers_count_only_newlines(tmp_path: Path) -> None:
@@ -532,3 +580,60 @@ def test_section_and_option_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_ini(text, PATH)
     assert str(caught.value) == f"{PATH}:{message}"
+
+
+# -- size and time: linear in the file, with a limit ----------------------------------------
+
+
+def continuation_text(size: int) -> str:
+    """An INI text of ``size`` characters or so: one option continued over every line."""
+    line = "  one more continuation line of a value\n"
+    return "[tenant]\nname = first\n" + line * (size // len(line))
+
+
+def best_cpu_seconds(action: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        action()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def test_continuation_lines_are_read_in_linear_time() -> None:
+    """8x the continuation lines take about 8x the time (the reader that added each line
+    to the value took 64x: 96 s for 16 MB). CPU time, best of a few, and a ratio three
+    times the linear one: it holds on a busy machine."""
+    small, large = continuation_text(500_000), continuation_text(4_000_000)
+    small_s = best_cpu_seconds(lambda: read_ini(small, PATH), 5)
+    large_s = best_cpu_seconds(lambda: read_ini(large, PATH), 2)
+    assert read_ini(large, PATH).sections["tenant"]["name"].count("\n") == large.count("\n") - 2
+    assert large_s / small_s < 24, f"0.5 MB: {small_s:.3f} s, 4 MB: {large_s:.3f} s"
+
+
+#: The documented size limit of a configuration file (README, "Options").
+MAX_INI_BYTES = 64 * 2**20
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.ini"
+    with path.open("wb") as file:  # sparse: no disk used
+        file.truncate(MAX_INI_BYTES + 1)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == (
+        f"{path}: configuration file larger than 64 MiB (67,108,864 bytes), the most ocsd reads"
+    )
+    with path.open("r+b") as file:  # one byte less: read (and refused for what it holds)
+        file.truncate(MAX_INI_BYTES)
+    with pytest.raises(ConfigError, match="an option before any"):
+        load_settings(path)
+
+
+def test_a_byte_order_mark_at_the_start_is_skipped(tmp_path: Path) -> None:
+    """Windows editors save UTF-8 with a BOM; the first header must still be one."""
+    path = tmp_path / "ocsd.ini"
+    path.write_bytes(b"\xef\xbb\xbf[tenant]\r\nname = Acme\r\n")
+    assert load_settings(path).tenant_name == "Acme"
+    path.write_bytes(b"\xef\xbb\xbf[tenant]\r\nname = \xef\xbb\xbfAcme\r\n")  # only at the start
+    assert load_settings(path).tenant_name == "\ufeffAcme"
