@@ -32,14 +32,14 @@ def _config_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocsd.logs import configure_logging
-    from ocsd.service.daemon import run
-
     try:
         settings = load_settings(_config_path(args))
     except ConfigError as exc:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
+    from ocsd.logs import configure_logging  # aiohttp & co.: once the configuration holds
+    from ocsd.service.daemon import run
+
     configure_logging(settings.log_format)
     return run(settings, _config_path(args), start_all=args.start_all)
 

@@ -35,9 +35,11 @@ from ocsd.config.model import (
     PlacedError,
     Settings,
     Shard,
+    bound_of,
     derive_uuid,
     parse_shard,
 )
+from ocsd.config.ranges import NUMBER_PROBLEMS
 from ocsd.core.genesys import DialMode, OptimizeBy
 from ocsd.logs.redact import redact_uri
 
@@ -67,9 +69,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     ini = parse_ini(text, name)
     environment = read_environment()
     try:
-        return Settings(**{**ini.values, **environment})
+        settings = Settings(**{**ini.values, **environment})
     except ValidationError as exc:
         raise ConfigError(_explain(exc, ini, environment)) from None
+    if path is not None and (field := settings.writes_over(name)):
+        # a dead letter appended to the configuration file broke the next reload
+        message = "must not be the configuration file"
+        raise ConfigError(_describe((field,), message, ini, environment))
+    return settings
 
 
 class LaunchSettings(BaseSettings):
@@ -124,9 +131,14 @@ def _explain(exc: ValidationError, ini: IniFile, environment: dict[str, Any]) ->
     error = exc.errors()[0]
     loc = tuple(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    problem = NUMBER_PROBLEMS.get(error["type"])
+    if problem is not None and (bound := bound_of(loc)) is not None:
+        message = bound.refusal(error["input"], problem)  # names the value and the range
     ctx_error = error.get("ctx", {}).get("error")
     if isinstance(ctx_error, PlacedError):
         loc = (*loc, *ctx_error.loc)  # the validator's model, then the field it names
+    # one line, whatever the message quotes (a value continued over several lines)
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
     return _describe(loc, message, ini, environment)
 
 
