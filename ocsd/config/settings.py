@@ -100,13 +100,37 @@ def environment_settings() -> Settings:
         return Settings()
 
 
+#: Settings fields that are sections of the file, not options: never from a variable.
+_FILE_ONLY = ("campaign_groups", "calling_lists")
+
+
 def read_environment() -> dict[str, Any]:
     """The ``OCSD_<OPTION>`` variables set, as settings values (pydantic-settings' own
-    environment source: prefix, case and decoding as it does them)."""
+    environment source: prefix, case and decoding as it does them).
+
+    ConfigError for two variables that differ only by case (the source keeps one of them,
+    in silence) and for groups or lists given as JSON (they replaced the file's)."""
+    seen: dict[str, str] = {}
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX):
+            first = seen.setdefault(name.upper(), name)
+            if first != name:
+                raise ConfigError(
+                    f"environment: {first} and {name} are both set (variable names ignore "
+                    "case); keep one"
+                )
     try:
-        return EnvSettingsSource(Settings)()
+        values = EnvSettingsSource(Settings)()
     except SettingsError as exc:
         raise ConfigError(f"environment: {exc}") from None
+    for field in _FILE_ONLY:
+        if field in values:
+            raise ConfigError(
+                f"environment {ENV_PREFIX}{field.upper()}: campaign groups and calling lists "
+                "are configured in the file only ([campaign-group:<name>] and "
+                "[calling-list:<name>] sections)"
+            )
+    return values
 
 
 def _read(path: str | os.PathLike[str] | None) -> tuple[str, str]:
@@ -117,7 +141,7 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[str, str]:
         return read_ini_file(name), name
     except FileNotFoundError:
         raise ConfigError(f"{name}: configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{name}: cannot read configuration file: {exc}") from None
 
 
