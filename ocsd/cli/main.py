@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ocsd.config.ranges import HTTP_RESPONSE_TIMEOUT
 from ocsd.config.settings import (
     ConfigError,
     Settings,
@@ -134,7 +135,14 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
             return exc.code, {"error": raw.decode("utf-8", "replace")}
 
 
+#: ``ocsd ctl --timeout``: as http-response-timeout (inf, nan or -1 raised in urllib).
+CTL_TIMEOUT = HTTP_RESPONSE_TIMEOUT
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
+    if problem := CTL_TIMEOUT.problem(args.timeout):
+        print(f"ocsd ctl: --timeout: {problem}", file=sys.stderr)
+        return 2
     settings = _control_settings(args)
     base = _control_url(args, settings)
     token = _control_token(args, settings)

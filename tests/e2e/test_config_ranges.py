@@ -156,3 +156,13 @@ async def test_ocsd_demo_checks_its_options_with_the_same_ranges(run_ocsd) -> No
         "allowed: a whole number from 0 to 86400 seconds (0 turns them off)"
     )
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("seconds", ["inf", "nan", "-1"])
+async def test_ocsd_ctl_checks_its_timeout(run_ocsd, seconds: str) -> None:
+    """urllib raised on each (OverflowError, ValueError): a traceback."""
+    done = await run_ocsd("ctl", "--url", "http://127.0.0.1:9", "--timeout", seconds, "health")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"ocsd ctl: --timeout: {float(seconds)!r} is out of range; allowed: 0.1 to 3600 seconds"
+    )
