@@ -229,7 +229,9 @@ def _add_ctl(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--url", help="control API base URL (default: from --config, else http://127.0.0.1:8090)"
     )
     ctl.add_argument("--config", "-c", help="read control-host/control-port from this INI")
-    ctl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    ctl.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for an answer (0.1 to 3600)"
+    )
     ctl.add_argument(
         "--token",
         help="bearer token of [ocsd] control-token (default: $OCSD_CONTROL_TOKEN, else --config)",
