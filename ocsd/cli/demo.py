@@ -88,14 +88,18 @@ def _print(text: str) -> None:
 
 
 async def demo(args: argparse.Namespace) -> int:
+    from ocsd.config import ranges
     from ocsd.config.settings import ConfigError, load_settings
 
-    if args.interval < 0 or not 0 < args.time_scale <= 100_000:
-        _print("ocsd demo: --interval must be >= 0 and --time-scale in (0, 100000]")
-        return 2
-    for option, port in (("--port", args.port), ("--control-port", args.control_port)):
-        if not 0 <= port <= 65535:
-            _print(f"ocsd demo: {option} must be a port number 0..65535, got {port}")
+    checks = (  # the ranges of the options they stand for (the settings are not re-read)
+        ("--interval", args.interval, ranges.INTERVAL),
+        ("--time-scale", args.time_scale, ranges.TIME_SCALE),
+        ("--port", args.port, ranges.CONTROL_PORT),
+        ("--control-port", args.control_port, ranges.CONTROL_PORT),
+    )
+    for option, value, bound in checks:
+        if problem := bound.problem(value):
+            _print(f"ocsd demo: {option}: {problem}")
             return 2
     try:
         example = load_settings(None)  # the bundled example, OCSD_* environment applied

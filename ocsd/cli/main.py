@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ocsd.config.ranges import HTTP_RESPONSE_TIMEOUT
 from ocsd.config.settings import (
     ConfigError,
     Settings,
@@ -33,14 +34,14 @@ def _config_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ocsd.logs import configure_logging
-    from ocsd.service.daemon import run
-
     try:
         settings = load_settings(_config_path(args))
     except ConfigError as exc:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
+    from ocsd.logs import configure_logging  # aiohttp & co.: once the configuration holds
+    from ocsd.service.daemon import run
+
     configure_logging(settings.log_format)
     return run(settings, _config_path(args), start_all=args.start_all)
 
@@ -137,6 +138,10 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
             return exc.code, {"error": raw.decode("utf-8", "replace")}
 
 
+#: ``ocsd ctl --timeout``: as http-response-timeout (inf, nan or -1 raised in urllib).
+CTL_TIMEOUT = HTTP_RESPONSE_TIMEOUT
+
+
 #: Groups asked for per page when ``ocsd ctl status`` lists them all.
 CTL_PAGE = 1000
 
@@ -157,6 +162,9 @@ def _every_group(base: str, timeout: float, token: str | None) -> tuple[int, Any
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
+    if problem := CTL_TIMEOUT.problem(args.timeout):
+        print(f"ocsd ctl: --timeout: {problem}", file=sys.stderr)
+        return 2
     settings = _control_settings(args)
     base = _control_url(args, settings)
     token = _control_token(args, settings)
@@ -245,7 +253,9 @@ def _add_ctl(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--url", help="control API base URL (default: from --config, else http://127.0.0.1:8090)"
     )
     ctl.add_argument("--config", "-c", help="read control-host/control-port from this INI")
-    ctl.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    ctl.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for an answer (0.1 to 3600)"
+    )
     ctl.add_argument(
         "--token",
         help="bearer token of [ocsd] control-token (default: $OCSD_CONTROL_TOKEN, else --config)",

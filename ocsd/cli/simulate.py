@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from ocsd.config.definitions import group_model
+from ocsd.config.ranges import Bound
 from ocsd.config.settings import ConfigError, Settings, launch_settings, load_settings
 from ocsd.core.genesys import GVP_MODES, DialMode, OptimizeBy, is_predictive, label, parse_enum
 from ocsd.core.lifecycle import Dialing, DialingChange, validate_dialing
@@ -31,6 +32,10 @@ DEFAULT_INTERVAL = 60.0
 DEFAULT_SEED = 1
 #: --to-completion gives up after this much simulated time (a group that cannot dial).
 COMPLETION_LIMIT = 60 * 86400.0
+#: --until and --interval: finite and at most COMPLETION_LIMIT, and at most MAX_ROWS rows.
+UNTIL = Bound(1, COMPLETION_LIMIT, "simulated seconds")
+ROW_INTERVAL = Bound(0.001, COMPLETION_LIMIT, "simulated seconds")
+MAX_ROWS = 1_000_000
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -159,13 +164,20 @@ def _setup(args: argparse.Namespace) -> tuple[GroupModel, Dialing, int, float, f
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     dialing = _dialing(args, model.dialing)
-    if args.interval is None or not args.interval > 0:
-        raise _UsageError("--interval must be a positive number of seconds")
     until = COMPLETION_LIMIT if args.to_completion else args.until
     if until is None:
         until = DEFAULT_UNTIL
-    if not until > 0:
-        raise _UsageError("--until must be a positive number of seconds")
+    for option, value, bound in (
+        ("--interval", args.interval, ROW_INTERVAL),
+        ("--until", until, UNTIL),
+    ):
+        if problem := bound.problem(value):
+            raise _UsageError(f"{option}: {problem}")
+    if until / args.interval > MAX_ROWS:  # --interval 1e-300 wrote rows until Ctrl-C
+        raise _UsageError(
+            f"--interval: {args.interval:g} s would write {until / args.interval:,.0f} rows "
+            f"up to {until:g} s; at most {MAX_ROWS:,}"
+        )
     return model, dialing, _seed(args, settings), settings.stats_window, float(until)
 
 

@@ -101,8 +101,8 @@ def read_ini_file(path: str) -> str:
     """The text of an INI file, as configparser got it from ``open(path)``: UTF-8, a
     byte-order mark at its start skipped (Windows editors write one), universal newlines.
 
-    ConfigError for a file over :data:`MAX_INI_BYTES`; OSError and UnicodeDecodeError
-    as ``open`` and ``decode`` raise them.
+    ConfigError for a file over :data:`MAX_INI_BYTES` and for one that is not UTF-8
+    (naming the line); OSError as ``open`` raises it.
     """
     with open(path, "rb") as file:
         data = file.read(MAX_INI_BYTES + 1)
@@ -111,7 +111,15 @@ def read_ini_file(path: str) -> str:
             f"{path}: configuration file larger than {MAX_INI_BYTES // 2**20} MiB "
             f"({MAX_INI_BYTES:,} bytes), the most ocsd reads"
         )
-    return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = exc.object[: exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        line, byte = before.count(b"\n") + 1, exc.object[exc.start]
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 @dataclass(frozen=True)

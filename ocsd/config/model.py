@@ -12,7 +12,6 @@ import ssl
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ocsd.config import ranges
+from ocsd.config.ranges import Bound, host_problem, path_problem, uri_problem
 from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum
 from ocsd.core.lifecycle import Dialing, validate_dialing
 from ocsd.core.schedule import Entry, parse_schedule
@@ -37,9 +38,6 @@ UUID_NAMESPACE = uuid.UUID("6f1d3c2a-6b7e-5d1c-9a0e-0c5d0e0a7c11")
 
 #: Options whose value is a secret: never logged, printed as *** by check-config.
 SECRET_FIELDS = frozenset({"webhook_secret", "control_token"})
-#: Bounds of retry-schedule delays (seconds) and of its number of entries.
-MAX_RETRY_DELAY = 86_400.0
-MAX_RETRY_STEPS = 100
 #: Shortest control-token accepted.
 MIN_TOKEN_LENGTH = 16
 #: A shard, K/N; the digits are bounded so int() never meets a huge number.
@@ -120,19 +118,19 @@ class CallingListSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dbid: Annotated[int, Field(gt=0)]
-    records: Annotated[int, Field(ge=0)] = 1000
+    dbid: Annotated[int, ranges.DBID]
+    records: Annotated[int, ranges.RECORDS] = 1000
     # Outcome mix of one dial attempt (fractions; no-answer is the rest).
-    live_answer_rate: Annotated[float, Field(ge=0, le=1)] = 0.30
-    answering_machine_rate: Annotated[float, Field(ge=0, le=1)] = 0.15
-    busy_rate: Annotated[float, Field(ge=0, le=1)] = 0.10
+    live_answer_rate: Annotated[float, ranges.RATE] = 0.30
+    answering_machine_rate: Annotated[float, ranges.RATE] = 0.15
+    busy_rate: Annotated[float, ranges.RATE] = 0.10
     # Mean seconds a live or machine answer takes to come; how long an unanswered call rings.
-    ring_time: Annotated[float, Field(gt=0)] = 12.0
-    no_answer_timeout: Annotated[float, Field(gt=0)] = 30.0
+    ring_time: Annotated[float, ranges.RING_TIME] = 12.0
+    no_answer_timeout: Annotated[float, ranges.RING_TIME] = 30.0
     # Redial rule: busy/no-answer/machine records are retried after redial-delay seconds,
     # at most max-attempts dial attempts per record in all.
-    max_attempts: Annotated[int, Field(ge=1)] = 3
-    redial_delay: Annotated[float, Field(ge=0)] = 900.0
+    max_attempts: Annotated[int, ranges.DIAL_ATTEMPTS] = 3
+    redial_delay: Annotated[float, ranges.REDIAL_DELAY] = 900.0
 
     @model_validator(mode="after")
     def _rates_fit(self) -> CallingListSettings:
@@ -150,22 +148,22 @@ class CampaignGroupSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dbid: Annotated[int, Field(gt=0)]
+    dbid: Annotated[int, ranges.DBID]
     uuid: str | None = None
     campaign: Annotated[str, Field(min_length=1)]
     group: Annotated[str, Field(min_length=1)]
     template: str | None = None
     queue: Annotated[str, Field(min_length=1)]
-    agents: Annotated[int, Field(ge=0)] = 10
+    agents: Annotated[int, ranges.AGENTS] = 10
     # Mean seconds of talk and of after-call work per connected call.
-    talk_time: Annotated[float, Field(gt=0)] = 180.0
-    wrap_up_time: Annotated[float, Field(ge=0)] = 30.0
+    talk_time: Annotated[float, ranges.TALK_TIME] = 180.0
+    wrap_up_time: Annotated[float, ranges.WRAP_UP_TIME] = 30.0
     # Power modes: lines dialed per agent. GVP modes: IVR ports (they have no agents).
-    lines_per_agent: Annotated[float, Field(gt=0, le=20)] = 2.0
-    ports: Annotated[int, Field(ge=1)] = 30
+    lines_per_agent: Annotated[float, ranges.LINES_PER_AGENT] = 2.0
+    ports: Annotated[int, ranges.PORTS] = 30
     dial_mode: DialMode = DialMode.PREDICTIVE
     optimize_by: OptimizeBy = OptimizeBy.BUSY_FACTOR
-    optimize_goal: int = 80
+    optimize_goal: Annotated[int, ranges.OPTIMIZE_GOAL] = 80
     calling_lists: tuple[str, ...]
     auto_complete: bool = False
     # Outbound Schedule: "<when> <command> [args]; ..." (see ocsd/schedule.py); actor 2.
@@ -231,14 +229,16 @@ class CampaignGroupSettings(BaseModel):
 class Settings(BaseSettings):
     """Every option of ocsd. Field names are the INI option names with underscores."""
 
+    # long: one field per option, with its range, is the single list the INI reader, the
+    # environment, check-config and the generated reference read; split, it would scatter
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     # [OCServer]: spec section 6
     send_campaigngroup_states: bool = False
     campaigngroup_states_uri: str | None = None
-    campaigngroup_states_interval: Annotated[int, Field(ge=0)] = 10
-    http_response_timeout: Annotated[float, Field(gt=0)] = 10.0
-    http_connection_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    campaigngroup_states_interval: Annotated[int, ranges.INTERVAL] = 10
+    http_response_timeout: Annotated[float, ranges.HTTP_RESPONSE_TIMEOUT] = 10.0
+    http_connection_pool_size: Annotated[int, ranges.POOL_SIZE] = 10
     # [tenant]
     tenant_name: str = "Unknown"
     tenant_ccid: str = "Unknown"
@@ -251,22 +251,22 @@ class Settings(BaseSettings):
 
     # [ocsd]
     control_host: str = "127.0.0.1"
-    control_port: Annotated[int, Field(ge=0, le=65535)] = 8090
+    control_port: Annotated[int, ranges.CONTROL_PORT] = 8090
     log_format: Literal["json", "console", "genesys"] = "json"
-    stats_window: Annotated[float, Field(gt=0)] = 300.0
-    time_scale: Annotated[float, Field(gt=0, le=100_000)] = 1.0
-    seed: int | None = None
+    stats_window: Annotated[float, ranges.STATS_WINDOW] = 300.0
+    time_scale: Annotated[float, ranges.TIME_SCALE] = 1.0
+    seed: Annotated[int | None, ranges.SEED] = None
     schedule_timezone: str = "UTC"
     # At a stop, in-flight POSTs get min(http-response-timeout, shutdown-grace) seconds, so
     # a container stops within docker's default 10 s even with a receiver that hangs.
-    shutdown_grace: Annotated[float, Field(ge=0, le=600)] = 8.0
+    shutdown_grace: Annotated[float, ranges.SHUTDOWN_GRACE] = 8.0
     # Delivery: "ocs" = one attempt, no retry (spec section 1); "reliable" = at-least-once
     # with retries, an outbox on disk and a dead-letter file (see notifier.ReliableNotifier).
     delivery_mode: Literal["ocs", "reliable"] = "ocs"
     # Seconds before the 2nd, 3rd, ... attempt (the last one repeats); jitter +-20 %.
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = (1, 2, 5, 10, 30, 60)
     # Attempts per state notification in all; default: one more than the schedule's delays.
-    max_attempts: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    max_attempts: Annotated[int | None, ranges.DELIVERY_ATTEMPTS] = None
     # Standard Webhooks signing secret, "whsec_" + base64; signs in both delivery modes.
     webhook_secret: SecretStr | None = None
     outbox_path: str = "ocsd-outbox.sqlite3"
@@ -329,6 +329,20 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not K/N with 1 <= K <= N")
         return parse_shard(value)
 
+    @field_validator("control_host")
+    @classmethod
+    def _a_host(cls, value: str) -> str:
+        """An empty host made aiohttp listen on every interface: not what it says."""
+        if problem := host_problem(value.strip()):
+            raise ValueError(f"{problem} (127.0.0.1: this machine only, 0.0.0.0: every interface)")
+        return value.strip()
+
+    @field_validator("seed", "max_attempts", mode="before")
+    @classmethod
+    def _empty_number_is_none(cls, value: Any) -> Any:
+        """Empty is not set, so a file may leave it to the environment."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("delivery_mode", mode="before")
     @classmethod
     def _mode_lower(cls, value: Any) -> Any:
@@ -349,16 +363,17 @@ class Settings(BaseSettings):
             raise ValueError(expected)
         if not parts or any(not part for part in parts):
             raise ValueError(expected)
-        if len(parts) > MAX_RETRY_STEPS:
-            raise ValueError(f"at most {MAX_RETRY_STEPS} delays")
+        if len(parts) > ranges.MAX_RETRY_STEPS:
+            raise ValueError(f"at most {ranges.MAX_RETRY_STEPS} delays")
         delays = []
+        bound = ranges.RETRY_DELAY
         for part in parts:
             try:
                 delay = float(part)
             except ValueError:
-                raise ValueError(f"{part!r} is not a number of seconds") from None
-            if not 0 < delay <= MAX_RETRY_DELAY:  # also refuses nan and inf
-                raise ValueError(f"{part!r}: each delay must be > 0 and <= {MAX_RETRY_DELAY:g} s")
+                raise ValueError(bound.refusal(part, "is not a number")) from None
+            if bound.problem(delay):  # also refuses nan and inf
+                raise ValueError(bound.refusal(part))
             delays.append(delay)
         return tuple(delays)
 
@@ -397,10 +412,8 @@ class Settings(BaseSettings):
     @field_validator("outbox_path", "dead_letter_path")
     @classmethod
     def _a_file_path(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must be a file path")
-        if "\x00" in value:
-            raise ValueError("must not contain a NUL character")
+        if problem := path_problem(value):
+            raise ValueError(problem)
         if Path(value).is_dir():
             raise ValueError(f"{value!r} is a directory; name a file in it")
         return value
@@ -415,8 +428,8 @@ class Settings(BaseSettings):
     def _loadable_ca(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if "\x00" in value:
-            raise ValueError("must not contain a NUL character")
+        if problem := path_problem(value):
+            raise ValueError(problem)
         if not Path(value).is_file():
             raise ValueError(f"{value!r}: no such file (a PEM bundle of CA certificates)")
         try:
@@ -430,9 +443,9 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
             raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+                f"unknown time zone {ranges.shown(value)} (use an IANA name like Europe/Paris)"
             ) from None
         return value
 
@@ -445,22 +458,14 @@ class Settings(BaseSettings):
     def _http_uri(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL, got {redact_uri(value)!r}")
+        if problem := uri_problem(value, redact_uri(value)):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.delivery_mode == "reliable":
-            for field in ("outbox_path", "dead_letter_path"):
-                directory = Path(getattr(self, field)).resolve().parent
-                if not directory.is_dir():
-                    raise PlacedError(
-                        (field,), f"directory {str(directory)!r} does not exist (create it)"
-                    )
-            if Path(self.outbox_path).resolve() == Path(self.dead_letter_path).resolve():
-                raise PlacedError(("dead_letter_path",), "must not be the outbox-path file")
+            self._reliable_paths_usable()
         if self.send_campaigngroup_states and not self.campaigngroup_states_uri:
             raise PlacedError(
                 ("campaigngroup_states_uri",),
@@ -481,6 +486,33 @@ class Settings(BaseSettings):
             )
         _refuse_a_shared_uuid(self.campaign_groups)
         return self
+
+    def _reliable_paths_usable(self) -> None:
+        """The outbox and the dead letters go in directories that exist, each in its own
+        file, and never over a file ocsd reads (the configuration file: load_settings)."""
+        for field in ("outbox_path", "dead_letter_path"):
+            directory = Path(getattr(self, field)).resolve().parent
+            if not directory.is_dir():
+                raise PlacedError(
+                    (field,), f"directory {str(directory)!r} does not exist (create it)"
+                )
+            if (
+                self.ca_file
+                and Path(getattr(self, field)).resolve() == Path(self.ca_file).resolve()
+            ):
+                raise PlacedError((field,), "must not be the ca-file")
+        if Path(self.outbox_path).resolve() == Path(self.dead_letter_path).resolve():
+            raise PlacedError(("dead_letter_path",), "must not be the outbox-path file")
+
+    def writes_over(self, path: str) -> str | None:
+        """The option whose file (outbox, dead letters) would be written over ``path``."""
+        if self.delivery_mode != "reliable":
+            return None
+        target = Path(path).resolve()
+        for field in ("outbox_path", "dead_letter_path"):
+            if Path(getattr(self, field)).resolve() == target:
+                return field
+        return None
 
     @classmethod
     def settings_customise_sources(
@@ -509,6 +541,19 @@ class Settings(BaseSettings):
     def in_shard(self, dbid: int) -> bool:
         """Whether this instance runs the group with this DBID: all without a shard."""
         return self.shard is None or dbid in self.shard
+
+
+def bound_of(loc: tuple[str, ...]) -> Bound | None:
+    """The range of the option at ``loc`` (a validation error's), if it is a number."""
+    model: type[BaseModel] = Settings
+    field = loc[0] if loc else ""
+    if len(loc) == 3 and loc[0] in ("campaign_groups", "calling_lists"):
+        model = CampaignGroupSettings if loc[0] == "campaign_groups" else CallingListSettings
+        field = loc[2]
+    info = model.model_fields.get(field)
+    if info is None:
+        return None
+    return next((meta for meta in info.metadata if isinstance(meta, Bound)), None)
 
 
 class PlacedError(ValueError):

@@ -35,9 +35,11 @@ from ocsd.config.model import (
     PlacedError,
     Settings,
     Shard,
+    bound_of,
     derive_uuid,
     parse_shard,
 )
+from ocsd.config.ranges import NUMBER_PROBLEMS
 from ocsd.core.genesys import DialMode, OptimizeBy
 from ocsd.logs.redact import redact_uri
 
@@ -67,9 +69,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     ini = parse_ini(text, name)
     environment = read_environment()
     try:
-        return Settings(**{**ini.values, **environment})
+        settings = Settings(**{**ini.values, **environment})
     except ValidationError as exc:
         raise ConfigError(_explain(exc, ini, environment)) from None
+    if path is not None and (field := settings.writes_over(name)):
+        # a dead letter appended to the configuration file broke the next reload
+        message = "must not be the configuration file"
+        raise ConfigError(_describe((field,), message, ini, environment))
+    return settings
 
 
 class LaunchSettings(BaseSettings):
@@ -93,13 +100,37 @@ def environment_settings() -> Settings:
         return Settings()
 
 
+#: Settings fields that are sections of the file, not options: never from a variable.
+_FILE_ONLY = ("campaign_groups", "calling_lists")
+
+
 def read_environment() -> dict[str, Any]:
     """The ``OCSD_<OPTION>`` variables set, as settings values (pydantic-settings' own
-    environment source: prefix, case and decoding as it does them)."""
+    environment source: prefix, case and decoding as it does them).
+
+    ConfigError for two variables that differ only by case (the source keeps one of them,
+    in silence) and for groups or lists given as JSON (they replaced the file's)."""
+    seen: dict[str, str] = {}
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX):
+            first = seen.setdefault(name.upper(), name)
+            if first != name:
+                raise ConfigError(
+                    f"environment: {first} and {name} are both set (variable names ignore "
+                    "case); keep one"
+                )
     try:
-        return EnvSettingsSource(Settings)()
+        values = EnvSettingsSource(Settings)()
     except SettingsError as exc:
         raise ConfigError(f"environment: {exc}") from None
+    for field in _FILE_ONLY:
+        if field in values:
+            raise ConfigError(
+                f"environment {ENV_PREFIX}{field.upper()}: campaign groups and calling lists "
+                "are configured in the file only ([campaign-group:<name>] and "
+                "[calling-list:<name>] sections)"
+            )
+    return values
 
 
 def _read(path: str | os.PathLike[str] | None) -> tuple[str, str]:
@@ -110,7 +141,7 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[str, str]:
         return read_ini_file(name), name
     except FileNotFoundError:
         raise ConfigError(f"{name}: configuration file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{name}: cannot read configuration file: {exc}") from None
 
 
@@ -124,9 +155,14 @@ def _explain(exc: ValidationError, ini: IniFile, environment: dict[str, Any]) ->
     error = exc.errors()[0]
     loc = tuple(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    problem = NUMBER_PROBLEMS.get(error["type"])
+    if problem is not None and (bound := bound_of(loc)) is not None:
+        message = bound.refusal(error["input"], problem)  # names the value and the range
     ctx_error = error.get("ctx", {}).get("error")
     if isinstance(ctx_error, PlacedError):
         loc = (*loc, *ctx_error.loc)  # the validator's model, then the field it names
+    # one line, whatever the message quotes (a value continued over several lines)
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
     return _describe(loc, message, ini, environment)
 
 

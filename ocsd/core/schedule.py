@@ -32,6 +32,8 @@ _ALIASES = {"force-unload": "forceunload", "set-mode": "setmode", "setdialingmod
 _OFFSET = re.compile(r"^\+(\d+(?:\.\d+)?)([smh]?)$")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: Latest +offset after start: a year (366 days). Digits alone made any size, up to inf.
+MAX_OFFSET_S = 366 * 86_400.0
 
 
 class ScheduleError(ValueError):
@@ -103,7 +105,10 @@ def parse_entry(text: str) -> Entry:
         )
     change = _dialing_args(command, args, text)
     if match := _OFFSET.match(when):
-        return Entry(text, command, change, offset=float(match[1]) * _UNIT_SECONDS[match[2]])
+        offset = float(match[1]) * _UNIT_SECONDS[match[2]]
+        if not offset <= MAX_OFFSET_S:
+            raise ScheduleError(f"{text!r}: {when} is more than a year (+8784h) after start")
+        return Entry(text, command, change, offset=offset)
     if match := _CLOCK.match(when):
         hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
         if hour > 23 or minute > 59 or second > 59:

@@ -133,6 +133,10 @@ class SnapshotRing:
             raise ValueError("window, buckets and the snapshot must not be empty")
         self.start = start
         self.width = window / buckets
+        if start + self.width == start:  # last_due would count boundaries one by one, forever
+            raise ValueError(
+                f"a window of {window:g} s is below the clock's resolution at {start:g}"
+            )
         self.buckets = buckets
         self.stride = len(initial)
         self.data = array("d", initial) * buckets

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.ini import make_sections, render_ini
+from support.ini import GROUP_C, RANGE_MISTAKES, make_sections, render_ini, with_line
 from support.inprocess import freeze_heap
 
 from ocsd.config.settings import ConfigError, load_settings
@@ -24,38 +24,37 @@ VALID = render_ini(make_sections("http://127.0.0.1:9/events"))
 SECRET = new_secret()
 
 
-def with_line(text: str, section: str, line: str) -> tuple[str, int]:
-    """``text`` with ``line`` in ``[section]``: replacing the option if it is there, else
-    right after the header; the line number where it is."""
-    lines = text.splitlines()
-    start = lines.index(f"[{section}]") + 1
-    name = line.split("=")[0].strip()
-    index = start
-    while index < len(lines) and not lines[index].startswith("["):
-        if lines[index].split("=")[0].strip() == name and name != "name":
-            lines[index] = line
-            return "\n".join(lines) + "\n", index + 1
-        index += 1
-    lines.insert(start, line)
-    return "\n".join(lines) + "\n", start + 1
-
-
 #: (id, section, line added, a fragment the message must hold)
 MISTAKES = [
     ("unknown-option", "ocsd", "colour = blue", "unknown option"),
     ("misspelt-ocserver-option", "OCServer", "http-response-timout = 5", "unknown option"),
     ("bool", "OCServer", "send-campaigngroup-states = maybe", "send-campaigngroup-states"),
     ("int", "OCServer", "http-connection-pool-size = ten", "http-connection-pool-size"),
-    ("range", "OCServer", "http-connection-pool-size = 0", "greater than or equal to 1"),
-    ("negative-timeout", "OCServer", "http-response-timeout = -1", "greater than 0"),
+    (
+        "range",
+        "OCServer",
+        "http-connection-pool-size = 0",
+        "'0' is out of range; allowed: a whole number from 1 to 1000",
+    ),
+    (
+        "negative-timeout",
+        "OCServer",
+        "http-response-timeout = -1",
+        "'-1' is out of range; allowed: 0.1 to 3600 seconds",
+    ),
     ("port", "ocsd", "control-port = 70000", "control-port"),
     ("log-format", "ocsd", "log-format = xml", "log-format"),
     ("time-zone", "ocsd", "schedule-timezone = Mars/Olympus", "unknown time zone"),
     ("delivery-mode", "ocsd", "delivery-mode = sometimes", "delivery-mode"),
     ("retry-schedule-text", "ocsd", "retry-schedule = 1,soon,5", "'soon' is not a number"),
     ("retry-schedule-empty-item", "ocsd", "retry-schedule = 1,,5", "comma-separated"),
-    ("retry-schedule-zero", "ocsd", "retry-schedule = 0,1", "must be > 0"),
-    ("retry-schedule-nan", "ocsd", "retry-schedule = nan", "must be > 0"),
+    (
+        "retry-schedule-zero",
+        "ocsd",
+        "retry-schedule = 0,1",
+        "'0' is out of range; allowed: 0.01 to 86400 seconds",
+    ),
+    ("retry-schedule-nan", "ocsd", "retry-schedule = nan", "'nan' is out of range"),
     ("max-attempts-zero", "ocsd", "max-attempts = 0", "max-attempts"),
     ("secret-prefix", "ocsd", "webhook-secret = hunter2hunter2hunter2hunter2", "whsec_"),
     ("secret-base64", "ocsd", "webhook-secret = whsec_not*base64*at*all", "not valid base64"),
@@ -69,6 +68,13 @@ MISTAKES = [
     ("list-rate", "calling-list:Survey_Nov", "live-answer-rate = 2", "live-answer-rate"),
     ("duplicate-option", "tenant", "name = again", "appears twice"),
     ("shard", "ocsd", "shard = 3/2", "'3/2' is not K/N with 1 <= K <= N"),
+    (
+        "continued-list-name",
+        f"campaign-group:{GROUP_C}",
+        "calling-lists = Survey_Nov\n  0",
+        "list 'Survey_Nov\\n0'",
+    ),
+    *RANGE_MISTAKES,
 ]
 
 
@@ -140,6 +146,29 @@ def test_reliable_paths_must_be_usable(tmp_path: Path) -> None:
             load_settings(path)
         assert re.match(rf"{re.escape(str(path))}:\d+: \[ocsd\] ", str(caught.value))
         assert fragment in str(caught.value)
+
+
+def test_reliable_paths_must_not_write_over_what_ocsd_reads(tmp_path: Path, tls_material) -> None:
+    """A dead letter appended to the configuration file broke the next reload; an outbox
+    over the CA bundle broke the next https connection."""
+    base = make_sections("http://127.0.0.1:9/events")
+    path = tmp_path / "ocsd.ini"
+    ca = str(tls_material.ca_file)
+    cases = [
+        ({"dead-letter-path": path}, "dead-letter-path: must not be the configuration file"),
+        ({"outbox-path": path}, "outbox-path: must not be the configuration file"),
+        ({"ca-file": ca, "outbox-path": ca}, "outbox-path: must not be the ca-file"),
+        ({"ca-file": ca, "dead-letter-path": ca}, "dead-letter-path: must not be the ca-file"),
+    ]
+    for options, fragment in cases:
+        sections = {**base, "ocsd": {**base["ocsd"], "delivery-mode": "reliable", **options}}
+        path.write_text(render_ini(sections))
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path)
+        assert re.match(rf"{re.escape(str(path))}:\d+: \[ocsd\] {fragment}$", str(caught.value))
+    sections["ocsd"]["delivery-mode"] = "ocs"  # nothing is written then
+    path.write_text(render_ini(sections))
+    assert load_settings(path).dead_letter_path == ca
 
 
 def test_ca_file_that_is_not_pem(tmp_path: Path, tls_material) -> None:

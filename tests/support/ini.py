@@ -144,3 +144,62 @@ def replace_ini(path: Path, sections: Mapping[str, Mapping[str, Any]] | str) -> 
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
+
+
+def with_line(text: str, section: str, line: str) -> tuple[str, int]:
+    """``text`` with ``line`` in ``[section]``: replacing the option if it is there, else
+    right after the header; the line number where it is."""
+    lines = text.splitlines()
+    start = lines.index(f"[{section}]") + 1
+    name = line.split("=")[0].strip()
+    index = start
+    while index < len(lines) and not lines[index].startswith("["):
+        if lines[index].split("=")[0].strip() == name and name != "name":
+            lines[index] = line
+            return "\n".join(lines) + "\n", index + 1
+        index += 1
+    lines.insert(start, line)
+    return "\n".join(lines) + "\n", start + 1
+
+
+_GROUP_C, _LIST_C = f"campaign-group:{GROUP_C}", "calling-list:Survey_Nov"
+#: (id, section, line, a fragment of the refusal): values that parsed but could not run
+#: (issue 13), each refused naming the value and the range by check-config, run and a
+#: reload alike. The sections are those of :func:`make_sections`.
+RANGE_MISTAKES = [
+    ("timeout-inf", "OCServer", "http-response-timeout = inf", "'inf' is out of range; allowed: 0.1 to 3600 seconds"),
+    ("timeout-tiny", "OCServer", "http-response-timeout = 1e-300", "'1e-300' is out of range"),
+    ("interval-huge", "OCServer", f"campaigngroup-states-interval = {10**24}", f"'{10**24}' is out of range; allowed: a whole number from 0 to 86400 seconds (0 turns them off)"),
+    ("interval-float", "OCServer", "campaigngroup-states-interval = 1e24", "'1e24' is not a whole number; allowed: a whole number from 0 to 86400"),
+    ("uri-port", "OCServer", "campaigngroup-states-uri = http://127.0.0.1:99999/x", "the port 99999 is out of range; allowed: a whole number from 1 to 65535"),
+    ("uri-port-zero", "OCServer", "campaigngroup-states-uri = http://127.0.0.1:0/x", "the port 0 is out of range"),
+    ("uri-port-text", "OCServer", "campaigngroup-states-uri = http://127.0.0.1:http/x", "the port 'http' is not a whole number"),
+    ("uri-host-label", "OCServer", f"campaigngroup-states-uri = http://{'a' * 70}.example/x", "is not a host name"),
+    ("uri-space", "OCServer", "campaigngroup-states-uri = http://a b/x", "holds a space"),
+    ("uri-long", "OCServer", f"campaigngroup-states-uri = http://127.0.0.1/{'x' * 5000}", "longer than 4096 characters"),
+    ("control-host-empty", "ocsd", "control-host = ", "the host is empty"),
+    ("control-host-space", "ocsd", "control-host = my host", "holds a space"),
+    ("stats-window-tiny", "ocsd", "stats-window = 1e-30", "'1e-30' is out of range; allowed: 1 to 86400 seconds"),
+    ("stats-window-inf", "ocsd", "stats-window = inf", "'inf' is out of range"),
+    ("time-scale-tiny", "ocsd", "time-scale = 1e-300", "allowed: 0.001 to 100000"),
+    ("seed-huge", "ocsd", f"seed = {2**70}", "allowed: a whole number from 0 to 9223372036854775807"),
+    ("seed-text", "ocsd", "seed = x", "'x' is not a whole number"),
+    ("shutdown-grace-nan", "ocsd", "shutdown-grace = nan", "'nan' is out of range; allowed: 0 to 600 seconds"),
+    ("outbox-name-long", "ocsd", f"outbox-path = /tmp/{'a' * 300}", "holds a name longer than 255 bytes"),
+    ("ca-file-long", "ocsd", f"ca-file = /tmp/{'a' * 5000}", "bytes long; allowed: at most 4095"),
+    ("time-zone-long", "ocsd", f"schedule-timezone = {'a' * 300}", "unknown time zone"),
+    ("list-dbid-huge", _LIST_C, f"dbid = {2**70}", "allowed: a whole number from 1 to 2147483647"),
+    ("list-records-huge", _LIST_C, f"records = {10**30}", "allowed: a whole number from 0 to 1000000000"),
+    ("list-ring-time-inf", _LIST_C, "ring-time = inf", "'inf' is out of range; allowed: 0.1 to 3600 seconds"),
+    ("list-no-answer-inf", _LIST_C, "no-answer-timeout = inf", "'inf' is out of range"),
+    ("list-max-attempts-huge", _LIST_C, f"max-attempts = {2**70}", "allowed: a whole number from 1 to 1000"),
+    ("list-redial-inf", _LIST_C, "redial-delay = inf", "allowed: 0 to 604800 seconds"),
+    ("group-dbid-huge", _GROUP_C, f"dbid = {2**70}", "allowed: a whole number from 1 to 2147483647"),
+    ("group-ports-huge", _GROUP_C, "ports = 1000000000", "allowed: a whole number from 1 to 10000"),
+    ("group-talk-tiny", _GROUP_C, "talk-time = 1e-300", "allowed: 0.1 to 86400 seconds"),
+    ("group-wrap-up-inf", _GROUP_C, "wrap-up-time = inf", "allowed: 0 to 86400 seconds"),
+    ("group-lines-tiny", _GROUP_C, "lines-per-agent = 1e-300", "allowed: 0.1 to 20"),
+    ("group-goal-huge", _GROUP_C, f"optimize-goal = {10**30}", "allowed: a whole number from 0 to 3600"),
+    ("schedule-offset-huge", _GROUP_C, f"schedule = +{'9' * 400}s unload", "is more than a year (+8784h) after start"),
+    ("group-agents-huge", f"campaign-group:{GROUP_A}", "agents = 1000000000", "allowed: a whole number from 0 to 10000"),
+]  # fmt: skip

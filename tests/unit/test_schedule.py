@@ -68,6 +68,8 @@ def test_a_daily_time_follows_the_configured_time_zone() -> None:
         ("+5s stop now", "takes no arguments"),
         ("+5s start predictive busy-factor lots", "lots"),
         ("load", "expected"),
+        ("+8785h unload", "more than a year"),
+        (f"+{'9' * 400}s unload", "more than a year"),  # float() of it is inf
     ],
 )
 def test_a_bad_entry_is_refused_naming_it(text: str, named: str) -> None:
@@ -75,6 +77,10 @@ def test_a_bad_entry_is_refused_naming_it(text: str, named: str) -> None:
         parse_schedule(f"+0s load; {text}")
     assert named in str(info.value)
     assert text in str(info.value)
+
+
+def test_an_offset_of_a_year_is_the_latest() -> None:
+    assert parse_schedule("+8784h unload")[0].offset == 366 * 86_400
 
 
 def test_empty_parts_are_ignored() -> None:

@@ -409,6 +409,32 @@ def test_bad_environment_value_names_the_variable(
     assert "[OCServer] campaigngroup-states-interval" in message
 
 
+def test_two_variables_that_differ_only_by_case_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Variable names ignore case: one of the two overrode the other in silence."""
+    monkeypatch.setenv("OCSD_HTTP_RESPONSE_TIMEOUT", "5")
+    monkeypatch.setenv("ocsd_http_response_timeout", "7")
+    path = ini_file(tmp_path, "[OCServer]")
+    assert config_error(path) == (
+        "environment: OCSD_HTTP_RESPONSE_TIMEOUT and ocsd_http_response_timeout are both set "
+        "(variable names ignore case); keep one"
+    )
+
+
+@pytest.mark.parametrize("variable", ["OCSD_CAMPAIGN_GROUPS", "OCSD_CALLING_LISTS"])
+def test_groups_and_lists_come_from_the_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """OCSD_CAMPAIGN_GROUPS='{}' removed every group of the file in silence."""
+    monkeypatch.setenv(variable, "{}")
+    path = ini_file(tmp_path, *GROUP_AND_LIST)
+    assert config_error(path) == (
+        f"environment {variable}: campaign groups and calling lists are configured in the "
+        "file only ([campaign-group:<name>] and [calling-list:<name>] sections)"
+    )
+
+
 def test_duplicate_option_in_a_section(tmp_path: Path) -> None:
     path = ini_file(
         tmp_path,

@@ -637,3 +637,12 @@ def test_a_byte_order_mark_at_the_start_is_skipped(tmp_path: Path) -> None:
     assert load_settings(path).tenant_name == "Acme"
     path.write_bytes(b"\xef\xbb\xbf[tenant]\r\nname = \xef\xbb\xbfAcme\r\n")  # only at the start
     assert load_settings(path).tenant_name == "\ufeffAcme"
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line(tmp_path: Path) -> None:
+    """The message gave a byte offset ("position 25") instead of the line."""
+    path = tmp_path / "ocsd.ini"
+    path.write_bytes(b"[tenant]\r\nccid = 1\r\nname = Caf\xe9\r\n")  # Latin-1
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == f"{path}:3: not UTF-8 text (byte 0xe9); save the file as UTF-8"

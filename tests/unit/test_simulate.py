@@ -150,8 +150,11 @@ def test_goal_override(small_ini: str, capsys: pytest.CaptureFixture[str]) -> No
         ),
         (("--mode", "sideways"), "unknown DialMode 'sideways'"),
         (("--mode", "predictive", "--optimizeby", "overdial"), "optimizegoal"),
-        (("--until", "0"), "--until must be a positive number"),
-        (("--interval", "-1"), "--interval must be a positive number"),
+        (("--until", "0"), "--until: 0.0 is out of range; allowed: 1 to 5184000 simulated seconds"),
+        (("--interval", "-1"), "--interval: -1.0 is out of range; allowed: 0.001 to 5184000"),
+        (("--until", "inf"), "--until: inf is out of range"),  # it ran until Ctrl-C
+        (("--interval", "nan"), "--interval: nan is out of range"),
+        (("--interval", "0.001"), "would write 3,600,000 rows up to 3600 s; at most 1,000,000"),
         (("--config", "/nonexistent/ocsd.ini"), "configuration error: /nonexistent/ocsd.ini"),
     ],
 )

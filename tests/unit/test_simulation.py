@@ -455,6 +455,15 @@ def test_snapshot_ring_boundaries_do_not_depend_on_rounding() -> None:
     assert ring.last_due(0.0) == 0  # before the start: boundary 0
 
 
+def test_a_window_below_the_clocks_resolution_is_refused() -> None:
+    """stats-window = 1e-30 froze the event loop (SIGTERM unanswered): last_due stepped
+    through boundaries that all rounded to the start. The settings refuse it first
+    (stats-window >= 1 s); the ring refuses it too rather than loop."""
+    with pytest.raises(ValueError, match="below the clock's resolution"):
+        SnapshotRing(1.7e9, 1e-30, [0.0])
+    assert SnapshotRing(1.7e9, 1.0, [0.0]).due(1.7e9 + 10.0) == range(1, 601)[-60:]
+
+
 def test_formulas() -> None:
     assert ratio(1, 0) is None and ratio(3, 4) == 0.75 and ratio(-1, 2) == 0.0
     assert time_to_complete(0, 0, 0.0) == 0.0

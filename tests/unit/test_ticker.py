@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import tracemalloc
 
 import uvloop
 
@@ -153,6 +154,21 @@ def test_phases_spread_the_groups_evenly_in_dbid_order() -> None:
     few = plan_phases([7, 3, 5], 100)
     assert [slot for slot, dbids in enumerate(few) if dbids] == [0, 33, 66]  # a third apart
     assert slots_for(10) == 1000 and slots_for(1) == 100 and slots_for(0.001) == 1
+
+
+def test_the_slots_of_a_long_interval_are_capped() -> None:
+    """10 ms slots made memory grow with the interval: 8,640,000 slot lists (655 MB) for a
+    day. At most 10,000 slots (100 s of 10 ms); a longer interval gets wider slots."""
+    assert slots_for(50) == 5_000 and slots_for(100) == 10_000
+    assert slots_for(101) == 10_000 and slots_for(86_400) == 10_000
+    ticker = PhasedTicker(86_400, lambda slot, lateness: None)
+    tracemalloc.start()
+    try:
+        phases = plan_phases([101, 102, 103], ticker.slots)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(phases) == 10_000 and peak < 2_000_000, f"{peak:,} bytes"
 
 
 def test_idle_phased_tickers_sleep_between_slots_on_uvloop() -> None:
