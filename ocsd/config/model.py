@@ -45,8 +45,6 @@ _SHARD = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*")
 
 
 #: Bounds of the control API's connection options.
-MAX_IDLE_TIMEOUT = 3600.0
-MAX_CONNECTIONS = 100_000
 _HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.\-]*[a-z0-9_])?|[0-9a-f:.]+")
 _ORIGIN = re.compile(r"https?://(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -287,10 +285,10 @@ class Settings(BaseSettings):
     # the control API's own (cross-site request forgery); "*": any.
     control_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # Seconds a control connection may stay idle (before its first request or between two).
-    control_idle_timeout: Annotated[float, Field(gt=0, le=MAX_IDLE_TIMEOUT)] = 30.0
+    control_idle_timeout: Annotated[float, ranges.CONTROL_IDLE_TIMEOUT] = 30.0
     # Control connections open at once; a new one past it closes the oldest idle one.
     # Lowered at start to fit under the process's file limit.
-    control_max_connections: Annotated[int, Field(ge=1, le=MAX_CONNECTIONS)] = 256
+    control_max_connections: Annotated[int, ranges.CONTROL_MAX_CONNECTIONS] = 256
 
     @field_validator("control_allowed_hosts", mode="before")
     @classmethod

@@ -117,6 +117,11 @@ POOL_SIZE = Bound(1, 1000, whole=True)
 # -- [ocsd] -------------------------------------------------------------------------------
 
 CONTROL_PORT = Bound(0, 65_535, whole=True, note="0: any free port")
+#: Seconds a control connection may stay idle: under 0.1 s a client could not send its
+#: request after connecting; an hour is already a leak.
+CONTROL_IDLE_TIMEOUT = Bound(0.1, 3600, "seconds")
+#: Control connections open at once (lowered at start to fit under the file limit).
+CONTROL_MAX_CONNECTIONS = Bound(1, 100_000, whole=True)
 #: Simulated seconds. Below 1 s the window's 60 buckets near a simulated clock of ~1.7e9 s
 #: come close to its resolution (1e-30 froze the loop, SIGTERM unanswered); a day at most.
 STATS_WINDOW = Bound(1, 86_400, "seconds")

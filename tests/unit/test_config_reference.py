@@ -105,7 +105,7 @@ def test_a_default_as_the_page_shows_it_reads_back_as_the_default(option: Option
 def test_ranges_come_from_the_model(page: str) -> None:
     table = rows(page)
     assert table["option-ocsd-control-port"][3] == "0 ≤ value ≤ 65535"
-    assert table["option-ocserver-http-response-timeout"][3] == "value > 0"
+    assert table["option-ocserver-http-response-timeout"][3] == "0.1 ≤ value ≤ 3600"
     assert table["option-ocsd-max-attempts"][3] == "1 ≤ value ≤ 10000"  # inside `| None`
     assert table["option-campaign-group-queue"][3] == "at least 1 character"
     assert "`genesys`" in table["option-ocsd-log-format"][3]
