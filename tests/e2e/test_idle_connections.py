@@ -15,12 +15,17 @@ import contextlib
 import resource
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from support.net import LOCALHOST, free_ports
-from support.processes import OcsdProcess, Process, clean_env, ocsd_command, stop_process
+from support.processes import (
+    Process,
+    clean_env,
+    ocsd_command,
+    start_ocsd,
+    stop_process,
+)
 
 FILE_LIMIT = 256
 IDLE_SOCKETS = 400
@@ -36,26 +41,6 @@ def _own_file_limit_fits() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < IDLE_SOCKETS + 200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, IDLE_SOCKETS + 1000), hard))
-
-
-@contextlib.asynccontextmanager
-async def _daemon(config: Path, cwd: Path) -> AsyncIterator[OcsdProcess]:
-    proc = await asyncio.create_subprocess_exec(
-        *ocsd_command("run", "--config", str(config)),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
-        cwd=cwd,
-        preexec_fn=_lower_file_limit,
-    )
-    ocsd = OcsdProcess(proc)
-    ocsd._start_readers()
-    try:
-        await ocsd._wait_started()
-        yield ocsd
-    finally:
-        await ocsd.stop()
 
 
 @contextlib.asynccontextmanager
@@ -138,7 +123,7 @@ async def test_idle_connections_cannot_lock_out_the_control_api(ini_sections, wr
     _own_file_limit_fits()
     sections = ini_sections(None)
     sections["ocsd"]["control-idle-timeout"] = IDLE_TIMEOUT_S
-    async with _daemon(write_ini(sections), tmp_path) as proc:
+    async with start_ocsd(write_ini(sections), cwd=tmp_path, preexec_fn=_lower_file_limit) as proc:
         sockets = await _open_idle(proc.control_port)
         try:
             # 256 files - 64 kept - a pool of 10: at most 182 open, the rest closed at once

@@ -25,7 +25,6 @@ import signal
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from support.control import Control
 from support.disks import file_size_limit, read_only_directory, small_filesystem
 from support.ini import extra_groups, make_sections
 from support.net import LOCALHOST, RECEIVER_PATH
-from support.processes import OcsdProcess, clean_env, ocsd_command
+from support.processes import OcsdProcess, start_ocsd
 
 pytestmark = pytest.mark.e2e
 
@@ -64,29 +63,6 @@ def events(ocsd: OcsdProcess, prefix: str) -> list[dict[str, Any]]:
         for line in ocsd.stdout_lines
         if isinstance(line, dict) and str(line.get("event", "")).startswith(prefix)
     ]
-
-
-@contextlib.asynccontextmanager
-async def run_ocsd(
-    config: Path, cwd: Path, preexec: Callable[[], None] | None, args: Iterable[str] = ()
-) -> AsyncIterator[OcsdProcess]:
-    """``ocsd run`` with an optional ``preexec_fn`` (a file size limit); always stopped."""
-    proc = await asyncio.create_subprocess_exec(
-        *ocsd_command("run", "--config", str(config), *args),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
-        cwd=cwd,
-        preexec_fn=preexec,
-    )
-    ocsd = OcsdProcess(proc)
-    ocsd._start_readers()
-    try:
-        await ocsd._wait_started()
-        yield ocsd
-    finally:
-        await ocsd.stop()
 
 
 @pytest.fixture
@@ -140,7 +116,7 @@ async def test_a_full_disk_is_said_refused_held_and_recovered(
     config = write_ini(sections)
 
     # -- 1. full: said once, not ready, counted apart, refused; then recovered ----------
-    async with run_ocsd(config, tmp_path, preexec, ["--start-all"]) as ocsd:
+    async with start_ocsd(config, cwd=tmp_path, preexec_fn=preexec, args=["--start-all"]) as ocsd:
         control = control_for(ocsd.control_url)
         metrics = await filled(ocsd, control)
         pending = metric(metrics, "ocsd_outbox_pending")
@@ -192,7 +168,7 @@ async def test_a_full_disk_is_said_refused_held_and_recovered(
 
     # -- 2. full again, killed: it lost what it said it held, re-sent nothing ---------------
     receiver.set_behaviour("hang")
-    async with run_ocsd(config, tmp_path, preexec, ["--start-all"]) as ocsd:
+    async with start_ocsd(config, cwd=tmp_path, preexec_fn=preexec, args=["--start-all"]) as ocsd:
         metrics = await filled(ocsd, control_for(ocsd.control_url))
         unstored = metric(metrics, "ocsd_outbox_unstored")
         pending = metric(metrics, "ocsd_outbox_pending")
@@ -201,7 +177,7 @@ async def test_a_full_disk_is_said_refused_held_and_recovered(
     assert len(kept) == pending, "the kill lost rows that were stored"
     receiver.set_behaviour("ok")
     accepted_before = len(receiver.accepted)
-    async with run_ocsd(config, tmp_path, preexec) as ocsd:
+    async with start_ocsd(config, cwd=tmp_path, preexec_fn=preexec) as ocsd:
         deadline = time.monotonic() + 60
         while stored_ids(outbox):
             assert time.monotonic() < deadline, f"{len(stored_ids(outbox))} never delivered"

@@ -194,8 +194,10 @@ async def start_ocsd(
     cwd: Path | None = None,
     wait_started: bool = True,
     args: Iterable[str] = (),
+    preexec_fn: Callable[[], None] | None = None,
 ) -> AsyncIterator[OcsdProcess]:
-    """Run ``ocsd run [--config FILE] [args]``; always stop it (by its pid) when the block ends."""
+    """Run ``ocsd run [--config FILE] [args]``; always stop it (by its pid) when the block ends.
+    ``preexec_fn`` runs in the child before ocsd starts (a lowered resource limit)."""
     command = ["run", *(["--config", str(config)] if config is not None else []), *args]
     proc = await asyncio.create_subprocess_exec(
         *ocsd_command(*command),
@@ -204,6 +206,7 @@ async def start_ocsd(
         stderr=asyncio.subprocess.PIPE,
         env=dict(env) if env is not None else clean_env(),
         cwd=cwd,
+        preexec_fn=preexec_fn,
     )
     ocsd = OcsdProcess(proc)
     ocsd._start_readers()
