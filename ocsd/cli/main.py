@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import urllib.error
@@ -34,9 +35,16 @@ def _config_path(args: argparse.Namespace) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Parsing and validating the INI allocates long-lived objects and next to no cyclic
+    # garbage, and full collections over a growing heap cost about a third of start-up
+    # at 20,000 groups (bench/bench_settings.py: gc on vs off; bench/scale.py start-up).
+    # ``run`` keeps the collector off while it builds the daemon and turns it back on
+    # once start-up is done (ocsd.service.daemon._settle_heap).
+    gc.disable()
     try:
         settings = load_settings(_config_path(args))
     except ConfigError as exc:
+        gc.enable()
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
     from ocsd.logs import configure_logging  # aiohttp & co.: once the configuration holds
