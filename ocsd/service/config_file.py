@@ -14,8 +14,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from ocsd.config.ini import MAX_INI_BYTES
 from ocsd.config.settings import ConfigError, Settings, load_settings
 
 #: Seconds the file's size, modification time and inode must stay the same before a
@@ -59,9 +59,17 @@ def fingerprint(path: str | None) -> str | None:
     if not path:
         return None
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return hashlib.sha256(_read_capped(path)).hexdigest()
     except OSError:
         return None
+
+
+def _read_capped(path: str) -> bytes:
+    """At most one byte more than ocsd reads of a configuration: enough to tell that
+    a file is too large (``load_settings`` refuses it, naming the limit), and never the
+    whole of a runaway file or of ``/dev/zero``, at every look of the watcher."""
+    with open(path, "rb") as file:
+        return file.read(MAX_INI_BYTES + 1)
 
 
 def settled(stat: FileStat | None, unchanged_for: float, wall_now: float) -> bool:
@@ -110,7 +118,7 @@ async def read_settled(path: str, stopping: Callable[[], bool]) -> Reading | Non
 def _read(path: str, expected: FileStat | None) -> Reading | None:
     """Read and load the file; None if it no longer is the file that settled."""
     try:
-        data: bytes | None = Path(path).read_bytes()
+        data: bytes | None = _read_capped(path)
     except OSError:
         data = None  # load_settings says why
     settings, error = None, None

@@ -318,3 +318,47 @@ async def test_a_reload_whose_delivery_cannot_be_built_is_refused_and_the_next_e
     assert proc.json_lines(event="task died") == []
     assert "Traceback" not in proc.stderr_text + proc.stdout_text
     assert "never retrieved" not in proc.stderr_text
+
+
+# -- the same class: a file that would fill the memory -------------------------------------
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
+
+async def test_a_runaway_file_is_refused_without_being_read_whole(
+    receiver, ini_sections, write_ini, ocsd_process, control_for
+):
+    """A generator gone wild leaves a 1 GiB configuration: the watcher and the reload
+    read at most the 64 MiB ocsd accepts, refuse it naming the limit, and keep running."""
+    sections = ini_sections(receiver.url, interval=1)
+    config = write_ini(sections)
+    async with ocsd_process(config) as proc:
+        control = control_for(proc.control_url)
+        await control.ok(101, "LoadCampaign")
+        await receiver.wait_for(1, lambda r: not r.periodic)
+        before_peak = _peak_rss_mib(proc.pid)
+        before = await _statuses(control)
+
+        with open(config, "r+b") as file:  # sparse: costs no disk, reads as 1 GiB of zeros
+            file.truncate(2**30)
+        proc.send_signal(signal.SIGHUP)
+        (refused,) = await proc.wait_for_line(_event(REFUSED), within=20)
+        await asyncio.sleep(2.5)  # the watcher looks at the file again, twice
+        peak = _peak_rss_mib(proc.pid)
+        during = await _statuses(control)
+
+        _write_in_place(config, render_ini(sections))
+        proc.send_signal(signal.SIGHUP)
+        await proc.wait_for_line(_event(RELOADED), within=10)
+        code = await proc.stop()
+    assert code == 0, proc.stderr_text
+
+    assert "larger than 64 MiB" in refused["error"], refused
+    assert during == before
+    assert peak - before_peak < 300, f"peak memory grew by {peak - before_peak:.0f} MiB"
