@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ocsd.config.ini import MAX_INI_BYTES
 from ocsd.config.settings import ConfigError, Settings, load_settings
@@ -59,15 +60,26 @@ def fingerprint(path: str | None) -> str | None:
     if not path:
         return None
     try:
-        return hashlib.sha256(_read_capped(path)).hexdigest()
+        with open(path, "rb") as file:
+            return _digest(file)
     except OSError:
         return None
+
+
+def _digest(file: BinaryIO) -> str:
+    """SHA-256 of the first ``MAX_INI_BYTES + 1`` bytes, read 1 MiB at a time: a look
+    of the watcher costs 1 MiB of memory, whatever the size of the file."""
+    digest, left = hashlib.sha256(), MAX_INI_BYTES + 1
+    while left > 0 and (chunk := file.read(min(2**20, left))):
+        digest.update(chunk)
+        left -= len(chunk)
+    return digest.hexdigest()
 
 
 def _read_capped(path: str) -> bytes:
     """At most one byte more than ocsd reads of a configuration: enough to tell that
     a file is too large (``load_settings`` refuses it, naming the limit), and never the
-    whole of a runaway file or of ``/dev/zero``, at every look of the watcher."""
+    whole of a runaway file or of ``/dev/zero``."""
     with open(path, "rb") as file:
         return file.read(MAX_INI_BYTES + 1)
 
@@ -82,7 +94,10 @@ def settled(stat: FileStat | None, unchanged_for: float, wall_now: float) -> boo
 
 def blank(data: bytes) -> bool:
     """Nothing but blank lines and comments: what a file truncated by an editor that
-    saves in place looks like (a configuration always names sections)."""
+    saves in place looks like (a configuration always names sections). Over 1 MiB is
+    not looked at (a copy of a runaway file each): ``load_settings`` says what it lacks."""
+    if len(data) > 2**20:
+        return False
     text = data.decode("utf-8", "replace").lstrip("\ufeff")
     return all(not line.strip() or line.lstrip()[0] in ";#" for line in text.splitlines())
 
@@ -121,8 +136,11 @@ def _read(path: str, expected: FileStat | None) -> Reading | None:
         data: bytes | None = _read_capped(path)
     except OSError:
         data = None  # load_settings says why
+    digest = hashlib.sha256(data).hexdigest() if data is not None else None
+    empty = data is not None and blank(data)
+    del data  # not held while load_settings reads the file again (64 MiB at most)
     settings, error = None, None
-    if data is not None and blank(data):
+    if empty:
         error = (
             f"{path}: the file is empty (no section, no option): not applied; "
             "an editor saving in place may leave it so for a moment"
@@ -134,5 +152,4 @@ def _read(path: str, expected: FileStat | None) -> Reading | None:
             error = str(exc)
     if file_stat(path) != expected:
         return None
-    digest = hashlib.sha256(data).hexdigest() if data is not None else None
     return Reading(expected, digest, settings, error)

@@ -345,8 +345,7 @@ async def test_a_runaway_file_is_refused_without_being_read_whole(
         before_peak = _peak_rss_mib(proc.pid)
         before = await _statuses(control)
 
-        with open(config, "r+b") as file:  # sparse: costs no disk, reads as 1 GiB of zeros
-            file.truncate(2**30)
+        os.truncate(config, 2**30)  # sparse: costs no disk, reads as 1 GiB of zeros
         proc.send_signal(signal.SIGHUP)
         (refused,) = await proc.wait_for_line(_event(REFUSED), within=20)
         await asyncio.sleep(2.5)  # the watcher looks at the file again, twice
@@ -361,4 +360,4 @@ async def test_a_runaway_file_is_refused_without_being_read_whole(
 
     assert "larger than 64 MiB" in refused["error"], refused
     assert during == before
-    assert peak - before_peak < 300, f"peak memory grew by {peak - before_peak:.0f} MiB"
+    assert peak - before_peak < 150, f"peak memory grew by {peak - before_peak:.0f} MiB"
