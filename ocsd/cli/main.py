@@ -125,6 +125,9 @@ KEEP_BYTES = Bound(1, 64 * 1024**3, "bytes", whole=True)
 IDLE_TIMEOUT = CONTROL_IDLE_TIMEOUT
 MAX_CONNECTIONS = CONTROL_MAX_CONNECTIONS
 
+#: ``ocsd ctl health`` reads the /healthz of the daemon or of an ``ocsd sink``.
+HEALTH_OF = frozenset({CONTROL_API, "sink"})
+
 #: Groups asked for per page when ``ocsd ctl status`` lists them all.
 CTL_PAGE = 1000
 
@@ -167,9 +170,15 @@ def _decoded(raw: bytes) -> Any:
         return {"error": raw.decode("utf-8", "replace")}
 
 
-def _call(method: str, url: str, timeout: float, token: str | None = None) -> tuple[int, Any]:
+def _call(
+    method: str,
+    url: str,
+    timeout: float,
+    token: str | None = None,
+    served_by_ok: frozenset[str] = frozenset({CONTROL_API}),
+) -> tuple[int, Any]:
     """One request; the status and the decoded JSON answer. Raises NotControlApi when the
-    answer does not carry the control API's ``X-Ocsd-Api: control`` header."""
+    answer's ``X-Ocsd-Api`` header is not one of ``served_by_ok`` (the control API's)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if method == "POST":  # urllib would say form-urlencoded, which the control API refuses
         headers["Content-Type"] = "application/json"
@@ -182,7 +191,7 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
     except urllib.error.HTTPError as exc:
         code, answer_headers, raw = exc.code, exc.headers, exc.read()
     served_by = answer_headers.get(API_HEADER, "") if answer_headers is not None else ""
-    if served_by != CONTROL_API:
+    if served_by not in served_by_ok:
         path = urllib.parse.urlsplit(url).path
         raise NotControlApi(not_control_api(method, path, code, served_by))
     return code, _decoded(raw)
@@ -223,8 +232,8 @@ def _ctl_request(args: argparse.Namespace, base: str, token: str | None) -> tupl
         return _call("GET", f"{base}/campaigngroups/{args.dbid}", args.timeout, token)
     if args.action == "status":
         return _every_group(base, args.timeout, token)
-    if args.action == "health":
-        return _call("GET", f"{base}/healthz", args.timeout)
+    if args.action == "health":  # the sink's too: its container's health check uses it
+        return _call("GET", f"{base}/healthz", args.timeout, served_by_ok=HEALTH_OF)
     query: dict[str, str] = {"req": CTL_REQUESTS[args.action]}
     for name in ("dialmode", "optimizeby", "optimizegoal"):
         value = getattr(args, name, None)
@@ -389,7 +398,7 @@ def _add_ctl(commands: Commands) -> None:
 def _add_ctl_actions(actions: Commands) -> None:
     status = _command(actions, "status", "show every group, or the one with this DBID")
     status.add_argument("dbid", nargs="?", type=bounded(DBID), help=DBID_HELP + " (default: all)")
-    _command(actions, "health", "show the daemon's /healthz (liveness)")
+    _command(actions, "health", "show the daemon's /healthz (liveness; an ocsd sink's too)")
     for name, request in CTL_REQUESTS.items():
         sub = _command(
             actions,

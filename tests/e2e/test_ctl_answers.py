@@ -104,13 +104,17 @@ async def test_unload_without_calls_in_progress_says_nothing_more(
 
 async def test_ctl_pointed_at_the_sink_says_it_is_not_the_control_api(ocsd_sink, run_ocsd) -> None:
     async with ocsd_sink() as (_sink, url):
-        for action in (("status",), ("load", "101"), ("health",)):
+        for action in (("status",), ("load", "101"), ("stop", "101")):
             done = await run_ocsd("ctl", "--url", url, *action)
             assert done.returncode == 3, (action, done.stdout, done.stderr)
             assert done.stdout == ""
             (line,) = done.stderr.splitlines()
             assert line.startswith(f"ocsd ctl: {url} is an ocsd sink (the receiver): "), line
             assert "control-port (default 8090)" in line
+        # the health of the sink itself is fine to ask (docker-compose.yml's check does)
+        health = await run_ocsd("ctl", "--url", url, "--timeout", "3", "health")
+        assert health.returncode == 0, health.stderr
+        assert json.loads(health.stdout)["status"] == "ok"
 
 
 async def test_ctl_pointed_at_another_server_says_it_is_not_an_ocsd_control_api(
