@@ -46,7 +46,7 @@ _SHARD = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*")
 
 #: Bounds of the control API's connection options.
 _HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.\-]*[a-z0-9_])?|[0-9a-f:.]+")
-_ORIGIN = re.compile(r"https?://(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+_ORIGIN = re.compile(r"https?://(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?")
 
 
 def _comma_list(value: Any) -> list[str]:
@@ -309,8 +309,12 @@ class Settings(BaseSettings):
         origins = []
         for origin in _comma_list(value):
             origin = origin.lower().removesuffix("/")
-            if origin != "*" and not _ORIGIN.fullmatch(origin):
+            match = _ORIGIN.fullmatch(origin)
+            if origin != "*" and not match:
                 raise ValueError(f"{origin[:80]!r} is not an origin like https://host[:port]")
+            port = match.group(1) if match else None
+            if port is not None and (problem := ranges.PORT.problem(int(port))):
+                raise ValueError(f"{origin[:80]!r}: the port {problem}")
             origins.append(origin)
         return tuple(origins)
 

@@ -517,9 +517,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+#: Every answer of the sink says what it is, so ``ocsd ctl`` pointed at it by mistake can
+#: say "that is the sink, not the control API" (the control API says ``control``).
+API_HEADER = "X-Ocsd-Api"
+
+
+async def _says_who(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[API_HEADER] = "sink"
+
+
 def create_app(sink: Sink) -> web.Application:
     """The sink's aiohttp application: POST anywhere to judge, GET the dashboard and APIs."""
     app = web.Application(client_max_size=sink.max_body)
+    app.on_response_prepare.append(_says_who)
     app.router.add_post("/{path:.*}", sink.receive)
     app.router.add_get("/", sink.static)
     app.router.add_get("/static/{name}", sink.static)
@@ -584,27 +594,10 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
         log.info("ocsd sink stopped", accepted=sink.accepted, refused=sink.refused)
 
 
-def _bad_argument(args: argparse.Namespace) -> str | None:
-    """The first out-of-range option, as a one-line error naming it; None when all fit."""
-    if args.max_body < 1:
-        return f"--max-body must be positive, got {args.max_body}"
-    if args.keep_bytes < 1:
-        return f"--keep-bytes must be positive, got {args.keep_bytes}"
-    if not 0 < args.idle_timeout <= 3600:  # also refuses nan
-        return f"--idle-timeout must be > 0 and <= 3600 seconds, got {args.idle_timeout}"
-    if not 1 <= args.max_connections <= 100_000:
-        return f"--max-connections must be 1..100000, got {args.max_connections}"
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
-    configure_logging(args.log_format)
-    problem = _bad_argument(args)
-    if problem:
-        log.error("ocsd sink cannot start", error=problem)
-        return 2
+    configure_logging(args.log_format)  # the options were checked by `ocsd sink`'s parser
     try:
         record = args.record.open("ab") if args.record else None
     except OSError as exc:

@@ -50,6 +50,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -76,9 +77,21 @@ SCHEMA_FILE = "campaign-group-state.schema.json"
 
 def schema_text() -> str:
     """The JSON Schema document as shipped in the package (what ``ocsd schema`` prints)."""
-    return (
-        resources.files("ocsd.receiver").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
-    )
+    return read_resource(resources.files("ocsd.receiver"), "schema", SCHEMA_FILE)
+
+
+def read_resource(package: Traversable, *parts: str) -> str:
+    """The text of a file under ``package`` (``resources.files(...)``), one part at a time.
+
+    ``joinpath("schema", name)`` raised TypeError when the package was found as a
+    namespace package (a source tree without its ``__init__.py`` on the path): Python
+    3.11's MultiplexedPath.joinpath takes one name. ``as_file`` gives a real file even
+    from a zip archive."""
+    resource = package
+    for part in parts:
+        resource = resource.joinpath(part)
+    with resources.as_file(resource) as path:
+        return path.read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -212,6 +212,21 @@ def test_a_retry_delay_outside_its_range_names_the_delay(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_an_allowed_origin_with_a_port_out_of_range_is_refused(tmp_path: Path, port: str) -> None:
+    """``https://admin.example:99999`` was accepted: no browser ever sends that origin."""
+    origin = f"https://admin.example:{port}"
+    path, number = write(tmp_path, "ocsd", f"control-allowed-origins = {origin}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value).startswith(f"{path}:{number}: [ocsd] control-allowed-origins: ")
+    assert str(caught.value).endswith(
+        f"{origin!r}: the port {port} is out of range; allowed: a whole number from 1 to 65535"
+    )
+    path, _ = write(tmp_path, "ocsd", "control-allowed-origins = https://admin.example:65535")
+    assert load_settings(path).control_allowed_origins == ("https://admin.example:65535",)
+
+
 def test_an_empty_seed_or_max_attempts_is_not_set(tmp_path: Path) -> None:
     """So a file may leave them to the environment, like shard."""
     path, _ = write(tmp_path, "ocsd", "seed =\nmax-attempts =")
