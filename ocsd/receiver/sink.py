@@ -39,6 +39,7 @@ from aiohttp import web
 from ocsd.core import genesys as gsw
 from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
+from ocsd.receiver.display import duration_text
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
     MAX_NESTING,
@@ -208,6 +209,7 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
             for cl in body[gsw.GSW_CALLING_LISTS][:LISTS_KEPT]
         ],
         **{name: body[key] for name, key in STATISTICS},
+        "time_to_complete_text": duration_text(body[gsw.GSW_STAT_TIME_TO_COMPLETE]),
     }
 
 
