@@ -328,6 +328,13 @@ def _add_sink(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="connections open at once; a new one past it closes the oldest idle one "
         "(default 1024, lowered to fit under the file limit)",
     )
+    sink.add_argument(
+        "--dashboard-url",
+        metavar="URL",
+        help="where people open the dashboard, when that is not the address listened on "
+        "(a published container port, a proxy); only printed in the start-up line "
+        "(default: http://HOST:PORT/, with 127.0.0.1 for 0.0.0.0)",
+    )
     sink.add_argument("--log-format", choices=["json", "console"], default="json")
     sink.set_defaults(func=cmd_sink)
 

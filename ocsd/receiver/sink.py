@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -574,7 +575,8 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
     limits = ConnectionLimits(args.idle_timeout, args.max_connections)
     runner, port = await start_site(create_app(sink), args.host, args.port, limits)
     url = f"http://{url_host(args.host)}:{port}/"
-    log.info("ocsd sink listening", url=url, dashboard=url, record=str(args.record or ""))
+    dashboard = getattr(args, "dashboard_url", None) or url
+    log.info("ocsd sink listening", url=url, dashboard=dashboard, record=str(args.record or ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -596,7 +598,15 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
         return f"--idle-timeout must be > 0 and <= 3600 seconds, got {args.idle_timeout}"
     if not 1 <= args.max_connections <= 100_000:
         return f"--max-connections must be 1..100000, got {args.max_connections}"
+    dashboard_url = getattr(args, "dashboard_url", None)
+    if dashboard_url is not None and not _is_web_url(dashboard_url):
+        return f"--dashboard-url must be an http:// or https:// URL, got {dashboard_url!r}"
     return None
+
+
+def _is_web_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in text
 
 
 def run(args: argparse.Namespace) -> int:

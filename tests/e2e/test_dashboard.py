@@ -301,3 +301,20 @@ async def test_the_dashboard_fits_its_cards_at_1024_and_1440_px_and_writes_durat
         for dbid, (_seconds, text) in DURATIONS.items():
             assert cells[dbid][8] == text, (width, dbid, cells[dbid])
         assert report["problems"] == [], f"at {width} px:\n" + "\n".join(report["problems"])
+
+
+async def test_the_start_up_line_says_where_the_dashboard_is(ocsd_sink, ocsd_cli):
+    """Behind a published container port the dashboard is not at the address listened on:
+    ``--dashboard-url`` (docker-compose.yml sets it) is what the start-up line prints."""
+    published = "http://127.0.0.1:18080/"
+    async with ocsd_sink("--dashboard-url", published) as (sink, url):
+        line = json.loads(sink.lines[0] if sink.lines else "{}")
+        assert line["event"] == "ocsd sink listening", sink.lines
+        assert line["dashboard"] == published and line["url"] == url + "/", line
+    async with ocsd_sink() as (sink, url):
+        assert json.loads(sink.lines[0])["dashboard"] == url + "/"
+    async with ocsd_cli("sink", "--port", "0", "--dashboard-url", "127.0.0.1:18080") as bad:
+        await asyncio.wait_for(bad.proc.wait(), 10)  # it refuses to start
+        code = await bad.stop()  # already exited: collects its output
+    assert code == 2, bad.output
+    assert "--dashboard-url must be an http:// or https:// URL, got '127.0.0.1:18080'" in bad.output
