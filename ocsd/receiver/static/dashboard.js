@@ -64,7 +64,7 @@
   function optimizeText(group) {
     if (group.optimize_by === null || group.optimize_by === undefined) return "–";
     const name = OPTIMIZE[group.optimize_by] || String(group.optimize_by);
-    const unit = group.optimize_by === 1 || group.optimize_by === 2 ? " %" : " s";
+    const unit = group.optimize_by === 1 || group.optimize_by === 2 ? "\u00a0%" : "\u00a0s"; // no break before the unit
     return name + " " + group.optimize_goal + unit;
   }
 
