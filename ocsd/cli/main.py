@@ -468,6 +468,23 @@ def _add_sink(commands: Commands) -> None:
         metavar="FILE",
         help="append every message and its verdict as JSON lines (default: no record)",
     )
+    _add_sink_limits(sink)
+    sink.add_argument(
+        "--log-format", choices=["json", "console"], default="json", help="how log lines look"
+    )
+    sink.add_argument(
+        "--dashboard-url",
+        type=http_url,
+        metavar="URL",
+        help="where people open the dashboard, when that is not the address listened on "
+        "(a published container port, a proxy); only printed in the start-up line "
+        "(default: http://HOST:PORT/, with 127.0.0.1 for 0.0.0.0)",
+    )
+    sink.set_defaults(func=cmd_sink)
+
+
+def _add_sink_limits(sink: argparse.ArgumentParser) -> None:
+    """What one sink takes at most: body size, memory, idle time, connections."""
     sink.add_argument(
         "--max-body",
         type=bounded(MAX_BODY),
@@ -498,10 +515,6 @@ def _add_sink(commands: Commands) -> None:
         help="connections open at once; a new one past it closes the oldest idle one "
         "(lowered to fit under the file limit)",
     )
-    sink.add_argument(
-        "--log-format", choices=["json", "console"], default="json", help="how log lines look"
-    )
-    sink.set_defaults(func=cmd_sink)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

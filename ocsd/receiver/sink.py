@@ -39,6 +39,7 @@ from aiohttp import web
 from ocsd.core import genesys as gsw
 from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
+from ocsd.receiver.display import duration_text
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
     MAX_NESTING,
@@ -208,6 +209,7 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
             for cl in body[gsw.GSW_CALLING_LISTS][:LISTS_KEPT]
         ],
         **{name: body[key] for name, key in STATISTICS},
+        "time_to_complete_text": duration_text(body[gsw.GSW_STAT_TIME_TO_COMPLETE]),
     }
 
 
@@ -582,7 +584,8 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
     limits = ConnectionLimits(args.idle_timeout, args.max_connections)
     runner, port = await start_site(create_app(sink), args.host, args.port, limits)
     url = f"http://{url_host(args.host)}:{port}/"
-    log.info("ocsd sink listening", url=url, dashboard=url, record=str(args.record or ""))
+    dashboard = getattr(args, "dashboard_url", None) or url
+    log.info("ocsd sink listening", url=url, dashboard=dashboard, record=str(args.record or ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
