@@ -1,4 +1,4 @@
-# Container image of ocsd. See README.md, "Running in a container".
+# Container image of ocsd. See docs/operations.md, "Running in a container".
 #
 #   docker build -t ocsd:local .
 #   docker build -t ocsd:local --build-arg BASE_IMAGE=registry.example/python:3.11-slim .

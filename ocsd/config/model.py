@@ -63,7 +63,7 @@ class ConfigError(Exception):
 
 
 def derive_uuid(dbid: int) -> str:
-    """The stable UUID of a group that has none configured (spec 2: derived from the DBID)."""
+    """The stable UUID of a group that has none configured (docs/contract.md#formats: derived from the DBID)."""
     return str(uuid.uuid5(UUID_NAMESPACE, f"campaign-group/{dbid}"))
 
 
@@ -183,7 +183,7 @@ class CampaignGroupSettings(BaseModel):
     @field_validator("template")
     @classmethod
     def _empty_template_is_none(cls, value: str | None) -> str | None:
-        """Spec 2: the template name is sent only if configured; `template =` is not."""
+        """docs/contract.md#presence: the template name is sent only if configured; `template =` is not."""
         return value or None
 
     @field_validator("uuid")
@@ -231,7 +231,7 @@ class Settings(BaseSettings):
     # environment, check-config and the generated reference read; split, it would scatter
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    # [OCServer]: spec section 6
+    # [OCServer]: docs/contract.md#options
     send_campaigngroup_states: bool = False
     campaigngroup_states_uri: str | None = None
     campaigngroup_states_interval: Annotated[int, ranges.INTERVAL] = 10
@@ -244,7 +244,7 @@ class Settings(BaseSettings):
     @field_validator("tenant_name", "tenant_ccid")
     @classmethod
     def _empty_tenant_is_unknown(cls, value: str) -> str:
-        """Spec 2: "Unknown" when not configured, and an empty value configures nothing."""
+        """docs/contract.md#formats: "Unknown" when not configured, and an empty value configures nothing."""
         return value.strip() or "Unknown"
 
     # [ocsd]
@@ -258,7 +258,7 @@ class Settings(BaseSettings):
     # At a stop, in-flight POSTs get min(http-response-timeout, shutdown-grace) seconds, so
     # a container stops within docker's default 10 s even with a receiver that hangs.
     shutdown_grace: Annotated[float, ranges.SHUTDOWN_GRACE] = 8.0
-    # Delivery: "ocs" = one attempt, no retry (spec section 1); "reliable" = at-least-once
+    # Delivery: "ocs" = one attempt, no retry (docs/contract.md#delivery); "reliable" = at-least-once
     # with retries, an outbox on disk and a dead-letter file (see notifier.ReliableNotifier).
     delivery_mode: Literal["ocs", "reliable"] = "ocs"
     # Seconds before the 2nd, 3rd, ... attempt (the last one repeats); jitter +-20 %.

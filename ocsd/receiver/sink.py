@@ -4,9 +4,9 @@ Every POST (any path) is a notification. The sink answers:
 
 - 2xx (200 ``{"ok": true}``) to a message that holds to the schema and to the life cycle;
 - 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
-  body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (spec sections 2 and 4),
-  409 to a valid body that breaks the life cycle (spec section 5: a transition the spec
-  does not allow, a periodic notification for a group that is not loaded, a timestamp
+  body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (contract: The body and Enumerations, docs/contract.md#body),
+  409 to a valid body that breaks the life cycle (contract: Life cycle, docs/contract.md#life-cycle: a
+  transition it does not allow, a periodic notification for a group that is not loaded, a timestamp
   going backwards, an action/status pair that does not fit).
 
 Every refusal is ``{"error": "<field>: <what> [<rule>]", "field": ..., "rule": ...,

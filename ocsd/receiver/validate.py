@@ -1,13 +1,15 @@
-"""Judge CampaignGroupState bodies: one message against the schema, a stream against spec 5.
+"""Judge CampaignGroupState bodies: one message against the schema, a stream against the life cycle.
+
+The rules are those of ocsd's contract, docs/contract.md (#body, #life-cycle).
 
 Pure and I/O free, so every rule is unit-testable and usable from a receiver's own code:
 
 - :func:`schema_problems` holds one body against the JSON Schema shipped in the package
-  (``ocsd/schema/campaign-group-state.schema.json``, printed by ``ocsd schema``): spec
-  section 2 fields, types and presence rules, section 4 values. Each jsonschema error
+  (``ocsd/schema/campaign-group-state.schema.json``, printed by ``ocsd schema``): the
+  contract's fields, types and presence rules (#body) and values (#enumerations). Each jsonschema error
   becomes a :class:`Problem` naming the field and the rule.
 - :class:`LifeCycleChecker` follows the messages of each Campaign Group (keyed by DBID)
-  and names what the life cycle of spec section 5 does not allow (rules below).
+  and names what the contract's life cycle (#life-cycle) does not allow (rules below).
 
 Life-cycle rules (``Problem.rule``):
 
@@ -19,7 +21,7 @@ Life-cycle rules (``Problem.rule``):
     (4) or Running (5).
 ``transition``
     the action must be allowed from the status the group was left in by its previous
-    message (spec 5 table, :data:`TRANSITIONS`); a periodic notification may not show a
+    message (contract: Transitions, #transitions; :data:`TRANSITIONS`); a periodic notification may not show a
     change that was never notified (Active to Running, a new dial mode...). The one
     silent change is Active to WaitingUnload: an unload that waits for calls in progress
     is notified only when NotLoaded is reached.
@@ -71,6 +73,15 @@ from ocsd.core.genesys import (
 )
 
 SCHEMA_FILE = "campaign-group-state.schema.json"
+#: ocsd's contract, in the repository and on the docs site: every life-cycle refusal
+#: names the section it applies (tests/unit/test_docs_contract.py checks each anchor).
+CONTRACT_PAGE = "docs/contract.md"
+
+
+def contract(section: str, anchor: str) -> str:
+    """A citation a reader can follow: ``contract: Transitions (docs/contract.md#transitions)``."""
+    return f"contract: {section} ({CONTRACT_PAGE}#{anchor})"
+
 
 # -- the schema ------------------------------------------------------------------------
 
@@ -210,7 +221,7 @@ def _problems(error: ValidationError) -> list[Problem]:
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         extra = sorted(name for name in instance if name not in known)
         field = _field_path([*path, extra[0]]) if extra else field
-        message = "unknown field: spec section 2 does not define it"
+        message = f"unknown field: the contract does not define it ({contract('Fields', 'fields')})"
     elif keyword in ("false", "not") and value in (False, {}):
         reason = conditional["description"] if conditional else "not allowed here"
         message = f"must be left out: {reason}"
@@ -251,7 +262,7 @@ def schema_problems(body: Any) -> list[Problem]:
 
 
 def _order(problem: Problem) -> tuple[bool, int, int, str]:
-    """The body as a whole first, then by field in the spec's order; conditional rules
+    """The body as a whole first, then by field in the contract's order; conditional rules
     (which may only follow from another problem, e.g. a missing status) after the rest."""
     conditional = problem.rule.removeprefix("schema.") in {
         rule.get("title") for rule in _schema().get("allOf", [])
@@ -270,9 +281,9 @@ def is_valid(body: Any) -> bool:
     return bool(validator().is_valid(body))
 
 
-# -- the life cycle of spec section 5 ---------------------------------------------------
+# -- the life cycle (docs/contract.md#life-cycle) ----------------------------------------
 
-#: Spec 5: for each action, the statuses the group may be in before it, and the status
+#: Contract, Transitions: for each action, the statuses the group may be in before it, and the status
 #: its notification carries (the status after it).
 TRANSITIONS: dict[Action, tuple[frozenset[GroupStatus], frozenset[GroupStatus]]] = {
     Action.LOAD: (frozenset({GroupStatus.NOT_LOADED}), frozenset({GroupStatus.ACTIVE})),
@@ -349,7 +360,9 @@ def action_status_problem(action: int, status: int) -> Problem | None:
         "action-status",
         GSW_CAMPAIGN_GROUP_STATUS,
         f"{action_name(action)} leaves the group {_statuses(after)}, "
-        f"the message says {_status(status)}" + (f"; {what}" if what else ""),
+        f"the message says {_status(status)}"
+        + (f"; {what}" if what else "")
+        + f" ({contract('Transitions', 'transitions')})",
     )
 
 
@@ -395,7 +408,8 @@ class LifeCycleChecker:
                     "timestamp",
                     GSW_DATE_TIME,
                     f"{body.get(GSW_DATE_TIME)} is earlier than the previous message of this "
-                    f"group ({previous.at:.3f}): the message is stale or the clock went back",
+                    f"group ({previous.at:.3f}): the message is stale or the clock went back "
+                    f"({contract('Formats', 'formats')})",
                 )
             )
             self.groups[dbid] = previous  # stale: the newer message keeps the say
@@ -421,7 +435,8 @@ class LifeCycleChecker:
                         "periodic-not-loaded",
                         GSW_CAMPAIGN_GROUP_ACTION,
                         f"periodic notification for a group that is not loaded: its last "
-                        f"message left it {_status(known)}",
+                        f"message left it {_status(known)} "
+                        f"({contract('Periodic notifications', 'periodic-notifications')})",
                     )
                 ]
             allowed = PERIODIC_MAY_SHOW.get(known, frozenset())
@@ -431,7 +446,8 @@ class LifeCycleChecker:
                         "transition",
                         GSW_CAMPAIGN_GROUP_STATUS,
                         f"periodic notification says {_status(status)}, but the last message "
-                        f"left the group {_status(known)}: a change without its notification",
+                        f"left the group {_status(known)}: a change without its notification "
+                        f"({contract('State notifications', 'state-notifications')})",
                     )
                 ]
             if (
@@ -445,7 +461,8 @@ class LifeCycleChecker:
                         GSW_DIAL_MODE,
                         f"periodic notification shows dialing {_dialing(dialing)}, the last "
                         f"message said {_dialing(previous.dialing)}: a change without its "
-                        "SetDialingMode (11) notification",
+                        "SetDialingMode (11) notification "
+                        f"({contract('State notifications', 'state-notifications')})",
                     )
                 ]
             return []
@@ -460,7 +477,8 @@ class LifeCycleChecker:
                 "transition",
                 GSW_CAMPAIGN_GROUP_ACTION,
                 f"{action_name(action)} is not allowed from {_status(known)} (the status the "
-                f"group's last message left it in); spec 5 allows it from {_statuses(before)}",
+                f"group's last message left it in); the contract allows it from {_statuses(before)} "
+                f"({contract('Transitions', 'transitions')})",
             )
         ]
 

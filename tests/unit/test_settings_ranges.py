@@ -23,9 +23,10 @@ from ocsd.config import ranges
 from ocsd.config.ini import FIELD_PLACES
 from ocsd.config.model import CallingListSettings, CampaignGroupSettings, Settings
 from ocsd.config.ranges import Bound
+from ocsd.config.reference import render_page
 from ocsd.config.settings import ConfigError, load_settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 #: A small valid file; the option tried is added in its section (line numbers below).
 BASE = {
@@ -97,20 +98,22 @@ def test_every_number_option_has_a_finite_range(model: type[BaseModel]) -> None:
     assert len(BOUNDED) == 27  # 11 in [OCServer] and [ocsd], 9 per list, 7 per group
 
 
-def test_the_readme_shows_each_range() -> None:
-    """The option tables of the README show the text the refusals show."""
-    text = README.read_text(encoding="utf-8")
-    headings = {
-        "OCServer": "### `[OCServer]`",
-        "ocsd": "### `[ocsd]`",
-        "calling-list:L1": "### `[calling-list:<name>]`",
-        "campaign-group:G1": "### `[campaign-group:<name>]`",
+def test_the_configuration_reference_shows_each_range() -> None:
+    """The configuration reference (docs/configuration.md, its option tables made from the
+    settings model) shows each option's range as the refusals word its bounds."""
+    page = render_page(REFERENCE.read_text(encoding="utf-8"))
+    anchors = {
+        "OCServer": "ocserver",
+        "ocsd": "ocsd",
+        "calling-list:L1": "calling-list",
+        "campaign-group:G1": "campaign-group",
     }
     for section, option, _field, bound, _whole in BOUNDED:
-        table = text.split(headings[section], 1)[1].split("\n### ", 1)[0]
-        row = next((r for r in table.splitlines() if r.startswith(f"| `{option}` |")), "")
-        assert bound.allowed() in row, f"[{section}] {option}: README row {row!r}"
-    retry = text.split("### `[ocsd]`", 1)[1].split("| `retry-schedule` |", 1)[1].split("\n")[0]
+        anchor = f'<a id="option-{anchors[section]}-{option}"></a>'
+        row = next((r for r in page.splitlines() if r.startswith(f"| {anchor}")), "")
+        low, high = (ranges._number(b) for b in (bound.low, bound.high))
+        assert f"{low} ≤ value ≤ {high}" in row, f"[{section}] {option}: reference row {row!r}"
+    retry = next(r for r in page.splitlines() if 'id="option-ocsd-retry-schedule"' in r)
     assert ranges.RETRY_DELAY.allowed() in retry
 
 
