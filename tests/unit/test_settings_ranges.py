@@ -196,7 +196,8 @@ def test_a_value_inside_the_range_is_taken_and_one_outside_refused_in_one_line(
     )  # fmt: skip
     assert re.fullmatch(
         rf"{re.escape(where)}: '.+' is (out of range|not a whole number|not a number); "
-        rf"allowed: {re.escape(bound.allowed())}",
+        rf"allowed: {re.escape(bound.allowed())}"
+        + (re.escape(" (a fraction: 0.3 is 30 %)") if bound.fraction else ""),
         message,
     ), message
     assert repr(value.strip()[:40]).strip("'") in message
