@@ -265,7 +265,8 @@ def _message(error: Any, loc: tuple[str, ...]) -> str:
         choices = error.get("ctx", {}).get("expected", "").replace("'", "")
         return f"{shown(value)} is not one of the choices; allowed: {choices}"
     if kind == "missing":
-        return "is required and not set"
+        option = loc[-1].replace("_", "-") if loc else "it"
+        return f"is required and not set; add a line '{option} = ...' to the section"
     if kind == "string_too_short":
         return "is empty; give it a value"
     return str(error["msg"]).removeprefix("Value error, ")
