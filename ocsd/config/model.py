@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from ocsd.config import ranges
 from ocsd.config.ranges import Bound, host_problem, path_problem, uri_problem
+from ocsd.core.errors import BadParameter
 from ocsd.core.genesys import DialMode, OptimizeBy, agents_refusal, parse_enum
 from ocsd.core.lifecycle import Dialing, validate_dialing
 from ocsd.core.schedule import Entry, parse_schedule
@@ -141,6 +142,14 @@ class CallingListSettings(BaseModel):
         return self
 
 
+#: The request parameter of a dialing setting -> the option of the group that sets it.
+_DIALING_FIELDS = {
+    "dialmode": "dial_mode",
+    "optimizeby": "optimize_by",
+    "optimizegoal": "optimize_goal",
+}
+
+
 class CampaignGroupSettings(BaseModel):
     """A ``[campaign-group:<name>]`` section; the section name is the group name."""
 
@@ -216,8 +225,9 @@ class CampaignGroupSettings(BaseModel):
         defaults = self.default_dialing()
         try:
             validate_dialing(defaults)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        except BadParameter as exc:  # named by its request parameter: say the option
+            field = _DIALING_FIELDS.get(exc.parameter, "dial_mode")
+            raise PlacedError((field,), str(exc).removeprefix(f"{exc.parameter}: ")) from None
         if refusal := agents_refusal(self.dial_mode, self.agents):
             raise PlacedError(("agents",), refusal)
         for entry in self.schedule_entries() if self.schedule else ():

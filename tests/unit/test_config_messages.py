@@ -242,3 +242,33 @@ def test_the_summary_has_no_internal_counter() -> None:
     )
     assert fields["notifications_sent"] == 1512 and fields["reloads_applied"] == 1
     assert not any("tick" in key for key in fields)
+
+
+# -- more of the same kind: where an error points, and a misspelt option ----------------------
+
+
+def test_a_dialing_mistake_points_at_its_own_option(tmp_path: Path) -> None:
+    """It was "[campaign-group:G] (section): optimizegoal: ..." at the section's header."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, SMALL + "optimize-goal = 500\n"))
+    assert str(caught.value).endswith(
+        ":15: [campaign-group:G] optimize-goal: busy-factor goal is a percent in 1..100, got 500"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("agent = 3", "agent: unknown option; did you mean agents? (known: "),
+        (
+            "redial-delay = 60",
+            "redial-delay: unknown option; redial-delay is an option of [calling-list:<name>] (known: ",
+        ),
+    ],
+)
+def test_an_unknown_option_names_the_closest_or_its_section(
+    tmp_path: Path, line: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, SMALL + line + "\n"))
+    assert f":15: [campaign-group:G] {hint}" in str(caught.value)
