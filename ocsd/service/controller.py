@@ -108,6 +108,8 @@ class ControlService:
         group = self.engine.group(dbid)
         if group.status == GroupStatus.WAITING_UNLOAD and request == Request.UNLOAD:
             self.feed.unload_origins[dbid] = origin  # named when the last call ends
+        elif request == Request.FORCE_UNLOAD:
+            self.feed.unload_origins.pop(dbid, None)  # that unload waits no more
         log.info(
             "request applied",
             request=request.value,
