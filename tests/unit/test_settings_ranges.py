@@ -44,7 +44,7 @@ BASE = {
         "group = T",
         "queue = 7001",
         "calling-lists = L1",
-        "dial-mode = progressive",  # no optimize-goal check: the goal's own range alone
+        "dial-mode = progressive-gvp",  # no optimize-goal check (the goal's own range alone), agents = 0 allowed
     ],
 }
 MODEL_SECTION = {
