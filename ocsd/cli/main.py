@@ -37,9 +37,9 @@ from ocsd.config.settings import (
     ConfigError,
     Settings,
     describe_settings,
-    environment_settings,
     launch_settings,
     load_settings,
+    silence_warnings,
 )
 from ocsd.core.genesys import GSW_AUTO_COMPLETION, DialMode, OptimizeBy
 from ocsd.logs.redact import redact_uri
@@ -79,6 +79,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
+    for warning in silence_warnings(settings):
+        print(f"ocsd: warning: {warning}", file=sys.stderr)
     print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
     print(describe_settings(settings))
     print(
@@ -142,12 +144,10 @@ CTL_PAGE = 1000
 
 def _control_settings(args: argparse.Namespace) -> Settings:
     """The daemon's settings as ``ocsd ctl`` can know them: --config (or $OCSD_CONFIG,
-    else the embedded example) with the environment applied; the environment alone if
-    that file cannot be read."""
-    try:
-        return load_settings(_config_path(args))
-    except ConfigError:
-        return environment_settings()
+    else the embedded example) with the environment applied. ConfigError if that cannot
+    be read or holds a mistake: falling back on the defaults sent the request to another
+    port, or without the token, in silence."""
+    return load_settings(_config_path(args))
 
 
 def _control_url(args: argparse.Namespace, settings: Settings) -> str:
@@ -254,7 +254,11 @@ def _ctl_request(args: argparse.Namespace, base: str, token: str | None) -> tupl
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
-    settings = _control_settings(args)
+    try:
+        settings = _control_settings(args)
+    except ConfigError as exc:
+        print(f"ocsd ctl: configuration error: {exc}", file=sys.stderr)
+        return 2
     base = _control_url(args, settings)
     token = _control_token(args, settings)
     where = redact_uri(base)

@@ -7,6 +7,7 @@ follows configparser's rules and remembers each option's line, so an error can n
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import sys
@@ -301,6 +302,33 @@ def _field_values(options: dict[str, str], section: str, ini: IniFile) -> dict[s
     return entry
 
 
+#: Where each option of every section is written, for an option put in the wrong one.
+_SECTION_OF: dict[str, str] = {
+    **{
+        field.replace("_", "-"): f"[{prefix}<name>]"
+        for prefix, model in (
+            (LIST_PREFIX, CallingListSettings),
+            (GROUP_PREFIX, CampaignGroupSettings),
+        )
+        for field in model.model_fields
+    },
+    **{
+        option: f"[{section}]" for section, options in SECTION_OPTIONS.items() for option in options
+    },
+}
+
+
+def _closest(option: str, known: list[str]) -> str:
+    """``; did you mean X?`` for a misspelt option, or where it belongs if it is an
+    option of another section ("" if neither)."""
+    close = difflib.get_close_matches(option, known, n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {close[0]}?"
+    if option in _SECTION_OF:
+        return f"; {option} is an option of {_SECTION_OF[option]}"
+    return ""
+
+
 def parse_ini(text: str, path: str) -> IniFile:
     """Parse INI text into settings values; unknown sections and options are errors, and
     so are two headers of one section and two spellings of one option."""
@@ -328,10 +356,10 @@ def parse_ini(text: str, path: str) -> IniFile:
             fields = _field_names(model)
             if not fields.issuperset(entry):
                 option = next(o for o in options if o.replace("-", "_") not in fields)
-                known = ", ".join(f.replace("_", "-") for f in model.model_fields)
+                known = [f.replace("_", "-") for f in model.model_fields]
                 raise ConfigError(
                     f"{ini.place(_place_section(section), option)}: [{section}] {option}: "
-                    f"unknown option (known: {known})"
+                    f"unknown option{_closest(option, known)} (known: {', '.join(known)})"
                 )
             (groups if is_group else lists)[name] = entry
             continue
@@ -346,8 +374,8 @@ def parse_ini(text: str, path: str) -> IniFile:
             field = known_options.get(option)
             if field is None:
                 raise ConfigError(
-                    f"{ini.place(canonical, option)}: [{section}] {option}: unknown option "
-                    f"(known: {', '.join(known_options)})"
+                    f"{ini.place(canonical, option)}: [{section}] {option}: unknown option"
+                    f"{_closest(option, list(known_options))} (known: {', '.join(known_options)})"
                 )
             values[field] = value
     if groups:

@@ -26,7 +26,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from ocsd.config import ranges
 from ocsd.config.ranges import Bound, host_problem, path_problem, uri_problem
-from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum
+from ocsd.core.errors import BadParameter
+from ocsd.core.genesys import DialMode, OptimizeBy, agents_refusal, parse_enum
 from ocsd.core.lifecycle import Dialing, validate_dialing
 from ocsd.core.schedule import Entry, parse_schedule
 from ocsd.delivery.signing import SecretError, decode_secret
@@ -141,6 +142,14 @@ class CallingListSettings(BaseModel):
         return self
 
 
+#: The request parameter of a dialing setting -> the option of the group that sets it.
+_DIALING_FIELDS = {
+    "dialmode": "dial_mode",
+    "optimizeby": "optimize_by",
+    "optimizegoal": "optimize_goal",
+}
+
+
 class CampaignGroupSettings(BaseModel):
     """A ``[campaign-group:<name>]`` section; the section name is the group name."""
 
@@ -189,7 +198,15 @@ class CampaignGroupSettings(BaseModel):
     @field_validator("uuid")
     @classmethod
     def _uuid_format(cls, value: str | None) -> str | None:
-        return None if value is None else str(uuid.UUID(value))
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError(
+                f"{ranges.shown(value)} is not a UUID; allowed: 32 hex digits such as "
+                "266c83fc-a72a-5eb3-a801-e4b26189e160 (leave uuid out: derived from the dbid)"
+            ) from None
 
     @field_validator("calling_lists", mode="before")
     @classmethod
@@ -208,16 +225,21 @@ class CampaignGroupSettings(BaseModel):
         defaults = self.default_dialing()
         try:
             validate_dialing(defaults)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        except BadParameter as exc:  # named by its request parameter: say the option
+            field = _DIALING_FIELDS.get(exc.parameter, "dial_mode")
+            raise PlacedError((field,), str(exc).removeprefix(f"{exc.parameter}: ")) from None
+        if refusal := agents_refusal(self.dial_mode, self.agents):
+            raise PlacedError(("agents",), refusal)
         for entry in self.schedule_entries() if self.schedule else ():
             if entry.command == "setmode" and entry.change.is_empty():
                 raise PlacedError(("schedule",), f"{entry.text!r}: setmode needs a dial mode")
             if entry.command in ("start", "setmode"):
                 try:  # the dialing the entry asks for, filled from the group's defaults
-                    validate_dialing(entry.change.resolve(defaults, defaults))
+                    asked = validate_dialing(entry.change.resolve(defaults, defaults))
                 except ValueError as exc:
                     raise PlacedError(("schedule",), f"{entry.text!r}: {exc}") from None
+                if refusal := agents_refusal(asked.mode, self.agents):
+                    raise PlacedError(("schedule",), f"{entry.text!r}: {refusal}")
         return self
 
     def default_dialing(self) -> Dialing:

@@ -41,6 +41,7 @@ class Bound(annotated_types.GroupedMetadata):
     unit: str = ""  # "seconds", ... ("" for a count)
     whole: bool = False  # a whole number (the field is an int)
     note: str = ""  # what a special value means, e.g. "0 turns them off"
+    fraction: bool = False  # a share written as a fraction (0.3, not 30 or 30%)
 
     def __iter__(self) -> Iterator[Any]:
         yield annotated_types.Ge(self.low)
@@ -59,7 +60,8 @@ class Bound(annotated_types.GroupedMetadata):
 
     def refusal(self, value: object, problem: str = "is out of range") -> str:
         """One line naming the value and the range: ``'inf' is out of range; allowed: ...``."""
-        return f"{shown(value)} {problem}; allowed: {self.allowed()}"
+        hint = " (a fraction: 0.3 is 30 %)" if self.fraction else ""
+        return f"{shown(value)} {problem}; allowed: {self.allowed()}{hint}"
 
     def problem(self, value: float) -> str | None:
         """The refusal of ``value`` (already a number), or None: for values that do not
@@ -145,7 +147,7 @@ DBID = Bound(1, 2**31 - 1, whole=True)
 #: Records of a calling list: a billion (counts, not objects: memory does not grow with it).
 RECORDS = Bound(0, 1_000_000_000, whole=True)
 #: A share of the dial attempts.
-RATE = Bound(0, 1)
+RATE = Bound(0, 1, fraction=True)
 #: How long a phone rings: up to an hour.
 RING_TIME = Bound(0.1, 3600, "seconds")
 #: Dial attempts per record.

@@ -61,9 +61,10 @@ TYPE_NAMES: dict[type, str] = {
 OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
     Settings: {
         "send_campaigngroup_states": (
-            "Turns Campaign Group Status Reporting on. Off (the default, as in OCS), "
-            "nothing is sent and no 81000/81001 line is written; the control API and "
-            "the life cycle still work."
+            "Turns Campaign Group Status Reporting on. Off (the default, as in OCS, also "
+            "when the file has no `[OCServer]` section), nothing is sent and no "
+            "81000/81001 line is written; the control API and the life cycle still work, "
+            "and `ocsd run` and `ocsd check-config` warn that nothing will be sent."
         ),
         "campaigngroup_states_uri": (
             "Where every CampaignGroupState body is POSTed: an `http://` or `https://` "
@@ -194,7 +195,12 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
         "group": "`GSW_GROUP_NAME`: the agent group or place group.",
         "template": "`GSW_CAMPAIGN_TEMPLATE_NAME`; not set: the field is left out of the body.",
         "queue": "`GSW_QUEUE_NAME`: the Voice Transfer Destination DN.",
-        "agents": ("Logged-in agents of the group; the GVP modes use `ports` instead."),
+        "agents": (
+            "Logged-in agents of the group; the GVP modes use `ports` instead. `0` only "
+            "with a GVP mode: a mode that dials for agents (predictive, progressive, "
+            "power, preview and their variants) is refused with no agent, in this file "
+            "(`dial-mode`, `schedule`) and in StartDialing/SetDialingMode (400)."
+        ),
         "talk_time": "Mean seconds of talk per connected call.",
         "wrap_up_time": "Mean seconds of after-call work per connected call.",
         "lines_per_agent": "Power modes: lines dialed per ready agent.",
@@ -226,7 +232,9 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
     LaunchSettings: {
         "config": (
             "The INI file `ocsd` reads when no `--config` is given; not set: the "
-            "example configuration embedded in the package."
+            "example configuration embedded in the package. Any other `OCSD_*` variable "
+            "must name an option: an unknown one (a typo) is refused at start, naming "
+            "the closest option."
         ),
     },
 }

@@ -9,7 +9,9 @@ fixing a config file needs the place, not a pydantic traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from importlib import resources
 from typing import Any
 
@@ -39,7 +41,7 @@ from ocsd.config.model import (
     derive_uuid,
     parse_shard,
 )
-from ocsd.config.ranges import NUMBER_PROBLEMS
+from ocsd.config.ranges import NUMBER_PROBLEMS, shown
 from ocsd.core.genesys import DialMode, OptimizeBy
 from ocsd.logs.redact import redact_uri
 
@@ -52,10 +54,10 @@ __all__ = [
     "default_config_text",
     "derive_uuid",
     "describe_settings",
-    "environment_settings",
     "launch_settings",
     "load_settings",
     "parse_shard",
+    "silence_warnings",
 ]
 
 
@@ -79,6 +81,33 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     return settings
 
 
+def silence_warnings(settings: Settings) -> list[str]:
+    """Why ``settings`` would run and send nothing, one line each with what turns it on:
+    said by ``ocsd run`` and ``ocsd check-config`` (a configuration without [OCServer]
+    ran with no word but a ``sending=false`` field)."""
+    warnings = []
+    if not settings.send_campaigngroup_states:
+        warnings.append(
+            "nothing will be sent: [OCServer] send-campaigngroup-states is false (its default "
+            "when the file has no [OCServer] section); set send-campaigngroup-states = true "
+            "and campaigngroup-states-uri in [OCServer], or OCSD_SEND_CAMPAIGNGROUP_STATES=true "
+            "and OCSD_CAMPAIGNGROUP_STATES_URI"
+        )
+    if not settings.campaign_groups:
+        warnings.append(
+            "nothing will be sent: no campaign group is configured; add a "
+            "[campaign-group:<name>] section (ocsd check-config prints the example's)"
+        )
+    elif settings.shard is not None and not any(
+        settings.in_shard(group.dbid) for group in settings.campaign_groups.values()
+    ):
+        warnings.append(
+            f"nothing will be sent: no configured group is in [ocsd] shard {settings.shard} "
+            f"(the groups whose dbid mod {settings.shard.of} = {settings.shard.number - 1})"
+        )
+    return warnings
+
+
 class LaunchSettings(BaseSettings):
     """What the ``ocsd`` command reads before any configuration: ``OCSD_CONFIG``."""
 
@@ -89,15 +118,6 @@ class LaunchSettings(BaseSettings):
 
 def launch_settings() -> LaunchSettings:
     return LaunchSettings()
-
-
-def environment_settings() -> Settings:
-    """The settings of the environment alone, or the defaults if it holds a mistake:
-    what ``ocsd ctl`` falls back on when the configuration file cannot be read."""
-    try:
-        return Settings(**read_environment())
-    except (ConfigError, ValidationError):
-        return Settings()
 
 
 #: Settings fields that are sections of the file, not options: never from a variable.
@@ -119,6 +139,8 @@ def read_environment() -> dict[str, Any]:
                     f"environment: {first} and {name} are both set (variable names ignore "
                     "case); keep one"
                 )
+            if problem := unknown_variable(name):
+                raise ConfigError(problem)
     try:
         values = EnvSettingsSource(Settings)()
     except SettingsError as exc:
@@ -131,6 +153,57 @@ def read_environment() -> dict[str, Any]:
                 "[calling-list:<name>] sections)"
             )
     return values
+
+
+#: ``OCSD_*`` variables that are not options: the configuration file of the ``ocsd``
+#: command, and those of the container build, docker compose, CI and the test suite.
+NOT_OPTIONS = frozenset(
+    {
+        "OCSD_CONFIG",
+        "OCSD_IMAGE",
+        "OCSD_BASE_IMAGE",
+        "OCSD_DEBIAN_MIRROR",
+        "OCSD_UID",
+        "OCSD_GID",
+    }
+)
+#: Prefixes and suffixes of more such variables (OCSD_CI_VENV, OCSD_TEST_OUTAGE_S,
+#: OCSD_SMOKE_IMAGE, OCSD_CONTROL_PUBLISH_PORT: compose's host ports).
+NOT_OPTION_PREFIXES = ("OCSD_CI_", "OCSD_TEST_", "OCSD_SMOKE_")
+NOT_OPTION_SUFFIXES = ("_PUBLISH_PORT",)
+
+
+def option_variables() -> dict[str, str]:
+    """Every ``OCSD_<OPTION>`` variable an option is read from -> ``[section] option``."""
+    return {
+        f"{ENV_PREFIX}{field.upper()}": f"[{section}] {option}"
+        for field, (section, option) in FIELD_PLACES.items()
+    }
+
+
+def unknown_variable(name: str) -> str | None:
+    """The refusal of an ``OCSD_*`` variable that sets no option (a typo such as
+    OCSD_CAMPAIGNGROUP_STATE_URI, which left the option unset in silence), naming the
+    closest known one; None for an option's variable or one of :data:`NOT_OPTIONS`."""
+    upper = name.upper()
+    known = option_variables()
+    if upper in known or upper in NOT_OPTIONS or upper[len(ENV_PREFIX) :].lower() in _FILE_ONLY:
+        return None
+    if upper.startswith(NOT_OPTION_PREFIXES) or upper.endswith(NOT_OPTION_SUFFIXES):
+        return None
+    # a variable named after the option alone (OCSD_NAME, OCSD_URI...) is matched too
+    spellings = {variable: variable for variable in (*known, "OCSD_CONFIG")}
+    for field, (_section, option) in FIELD_PLACES.items():
+        spellings.setdefault(
+            ENV_PREFIX + option.upper().replace("-", "_"), ENV_PREFIX + field.upper()
+        )
+    close = difflib.get_close_matches(upper, list(spellings), n=1, cutoff=0.6)
+    if close:
+        meant = spellings[close[0]]
+        hint = f"did you mean {meant}" + (f" ({known[meant]})" if meant in known else "") + "?"
+    else:
+        hint = "OCSD_<OPTION> names an option of [OCServer], [tenant] or [ocsd]."
+    return f"environment {name}: no option has this name; {hint} Correct or unset it"
 
 
 def _read(path: str | os.PathLike[str] | None) -> tuple[str, str]:
@@ -150,20 +223,53 @@ def default_config_text() -> str:
     return resources.files("ocsd.config").joinpath("example.ini").read_text(encoding="utf-8")
 
 
+#: An inline comment after ";" (``agents = 20 ; twenty agents``): not one in ocsd's INI
+#: [ocsd decision], as in configparser's default: ";" separates schedule entries and may
+#: be part of a name, so only "#" after a space starts a comment after a value.
+_SEMICOLON_COMMENT = re.compile(r"\s;")
+SEMICOLON_HINT = (
+    " (';' starts a comment only at the start of a line, so the text after it is part of "
+    "the value; put the comment on a line of its own, or after ' #')"
+)
+
+
 def _explain(exc: ValidationError, ini: IniFile, environment: dict[str, Any]) -> str:
-    """One line for the first validation error, naming the place the value came from."""
+    """One line for the first validation error, naming the place the value came from,
+    the value and the form accepted."""
     error = exc.errors()[0]
     loc = tuple(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    problem = NUMBER_PROBLEMS.get(error["type"])
-    if problem is not None and (bound := bound_of(loc)) is not None:
-        message = bound.refusal(error["input"], problem)  # names the value and the range
+    message = _message(error, loc)
     ctx_error = error.get("ctx", {}).get("error")
     if isinstance(ctx_error, PlacedError):
         loc = (*loc, *ctx_error.loc)  # the validator's model, then the field it names
+    value = error.get("input")
+    from_file = not loc or loc[0] not in environment
+    schedule = bool(loc) and loc[-1] == "schedule"  # where ";" separates the entries
+    if from_file and not schedule and isinstance(value, str) and _SEMICOLON_COMMENT.search(value):
+        message += SEMICOLON_HINT  # the cause, more often than not
     # one line, whatever the message quotes (a value continued over several lines)
     message = message.replace("\r", "\\r").replace("\n", "\\n")
     return _describe(loc, message, ini, environment)
+
+
+def _message(error: Any, loc: tuple[str, ...]) -> str:
+    """pydantic's message of ``error``, or ours where it does not say the value or the
+    form accepted (a boolean, a choice, a missing or empty option)."""
+    kind, value = error["type"], error.get("input")
+    problem = NUMBER_PROBLEMS.get(kind)
+    if problem is not None and (bound := bound_of(loc)) is not None:
+        return bound.refusal(value, problem)  # names the value and the range
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{shown(value)} is not a yes/no value; allowed: true or false (also yes/no, on/off, 1/0)"
+    if kind == "literal_error":
+        choices = error.get("ctx", {}).get("expected", "").replace("'", "")
+        return f"{shown(value)} is not one of the choices; allowed: {choices}"
+    if kind == "missing":
+        option = loc[-1].replace("_", "-") if loc else "it"
+        return f"is required and not set; add a line '{option} = ...' to the section"
+    if kind == "string_too_short":
+        return "is empty; give it a value"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _describe(loc: tuple[str, ...], message: str, ini: IniFile, environment: dict[str, Any]) -> str:
@@ -184,34 +290,63 @@ def _describe(loc: tuple[str, ...], message: str, ini: IniFile, environment: dic
 
 
 def describe_settings(settings: Settings) -> str:
-    """The effective settings as INI text, secrets redacted (for ``check-config``)."""
+    """The effective settings as INI text that reads back to the same settings (what
+    ``check-config`` prints; fed back, it prints the same text).
+
+    Secrets, and a URI with a password, are never printed: their line is a comment
+    saying so, and reading the text back needs them again (from the same ``OCSD_*``
+    variable, or written in). So are values an INI line cannot hold (a " #" in them).
+    """
     out: list[str] = []
     for section, options in SECTION_OPTIONS.items():
         out.append(f"[{section}]")
         for option, field in options.items():
-            value = getattr(settings, field)
-            if field == "campaigngroup_states_uri" and value:
-                value = redact_uri(value)
-            if field in SECRET_FIELDS and value is not None:
-                value = "***"
-            out.append(f"{option} = {_ini_value(value)}")
+            out.append(_option_line(option, field, getattr(settings, field)))
         out.append("")
     for name, cl in settings.calling_lists.items():
         out.append(f"[{LIST_PREFIX}{name}]")
-        out.extend(f"{k.replace('_', '-')} = {_ini_value(v)}" for k, v in cl.model_dump().items())
+        out.extend(_ini_line(k.replace("_", "-"), v) for k, v in cl.model_dump().items())
         out.append("")
     for name in settings.campaign_groups:
         group = settings.campaign_groups[name]
         out.append(f"[{GROUP_PREFIX}{name}]")
         for key, value in group.model_dump().items():
+            option = key.replace("_", "-")
             if key == "uuid" and value is None:
-                value = f"{derive_uuid(group.dbid)}  # derived from dbid"
-            if value is None or value == "":
-                out.append(f"; {key.replace('_', '-')} is not set")
-                continue
-            out.append(f"{key.replace('_', '-')} = {_ini_value(value)}")
+                out.append(f"; uuid is not set: derived from the dbid, {derive_uuid(group.dbid)}")
+            elif value is None or value == "":
+                out.append(f"; {option} is not set")
+            else:
+                out.append(_ini_line(option, value))
         out.append("")
     return "\n".join(out)
+
+
+def _option_line(option: str, field: str, value: Any) -> str:
+    """The line of one option of [OCServer], [tenant] or [ocsd]."""
+    variable = ENV_PREFIX + field.upper()
+    if field in SECRET_FIELDS and value is not None:
+        return f"; {option} is set (not shown: give it again in {variable} or here)"
+    if field == "campaigngroup_states_uri" and value and (shown_uri := redact_uri(value)) != value:
+        return (
+            f"; {option} = {shown_uri} (its password not shown: give the URI again in "
+            f"{variable} or here)"
+        )
+    return _ini_line(option, value, variable)
+
+
+def _ini_line(option: str, value: Any, variable: str = "") -> str:
+    """``option = value`` as the INI reader reads it back: a value over several lines
+    continues on indented lines; one holding " #" (an inline comment) cannot be written."""
+    text = _ini_value(value)
+    if _INLINE_COMMENT_IN_VALUE.search(text) or text.strip() != text:
+        where = f" in {variable}" if variable else ""
+        return f"; {option} cannot be written in INI (it holds ' #' or spaces at an end): set it{where}"
+    return f"{option} = " + text.replace("\n", "\n    ") if text else f"{option} ="
+
+
+#: What the INI reader takes for an inline comment: "#" after whitespace.
+_INLINE_COMMENT_IN_VALUE = re.compile(r"\s#")
 
 
 def _ini_value(value: Any) -> str:
@@ -225,6 +360,13 @@ def _ini_value(value: Any) -> str:
         return f"{value.name.lower().replace('_', '-')}"
     if isinstance(value, Shard):
         return str(value)
+    if isinstance(value, float):
+        return _float_text(value)
     if isinstance(value, tuple | list):
-        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return ", ".join(_float_text(v) if isinstance(v, float) else str(v) for v in value)
     return str(value)
+
+
+def _float_text(value: float) -> str:
+    """A float that reads back to itself: ``10`` for 10.0, ``0.015``; never 1.23457e+07."""
+    return str(int(value)) if value.is_integer() else repr(value)

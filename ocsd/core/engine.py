@@ -100,6 +100,7 @@ class Engine:
             identity=definition.identity,
             default_dialing=definition.dialing,
             default_auto_complete=definition.auto_complete,
+            agents=definition.model.agents,
         )
 
     # -- live reconfiguration ------------------------------------------------------------
@@ -266,6 +267,8 @@ class Engine:
         group = self.group(dbid)
         sim_now = self.clock(now)
         self._catch_up(group, sim_now)
+        if request == Request.LOAD:  # the dialing model of this load (a reload's, if any)
+            group.agents = self._definitions[dbid].model.agents
         transitions = group.apply(request, actor, now, change, auto_complete)
         if request == Request.LOAD and dbid in self._stale_models:
             self._stale_models.discard(dbid)

@@ -156,6 +156,23 @@ def is_predictive(mode: DialMode) -> bool:
     return mode in PREDICTIVE_MODES
 
 
+def agents_refusal(mode: DialMode, agents: int | None) -> str | None:
+    """Why a group with ``agents`` agents cannot dial in ``mode``, or None if it can.
+
+    [ocsd decision] Every mode but the GVP ones dials for agents (a preview mode waits for
+    an agent to ask for a record; the others size their dialing to the agents ready), so
+    with no agent it would run and never dial. GVP modes dial for IVR ports instead.
+    ``agents`` None: not known here, nothing to refuse.
+    """
+    if agents != 0 or mode in GVP_MODES or mode == DialMode.NONE:
+        return None
+    return (
+        f"{label(mode)} dials for agents, and with agents = 0 the group would run and dial "
+        "nothing; give the group agents, or use a GVP mode (progressive-gvp, predictive-gvp, "
+        "power-gvp), which dials for IVR ports"
+    )
+
+
 def dial_mode_switch_refusal(current: DialMode, new: DialMode) -> str | None:
     """Why a running group may not switch from ``current`` to ``new``, or None if it may.
 
@@ -255,4 +272,5 @@ def parse_enum(enum: type[_E], value: str | int) -> _E:
         if alias is not None:
             return enum(alias)
     accepted = ", ".join(f"{label(m)} ({int(m)})" for m in enum)
-    raise ValueError(f"unknown {enum.__name__} {value!r}; accepted: {accepted}")
+    kind = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", enum.__name__).lower()  # DialMode: dial mode
+    raise ValueError(f"unknown {kind} {value!r}; accepted: {accepted}")

@@ -19,6 +19,7 @@ from ocsd.core.genesys import (
     GroupStatus,
     OptimizeBy,
     Request,
+    agents_refusal,
     dial_mode_switch_refusal,
     is_predictive,
     label,
@@ -146,6 +147,9 @@ class CampaignGroup:
     dialing: Dialing | None = None
     auto_complete: bool = False
     calls_in_progress: int = 0
+    #: Agents of the dialing model in use (None: not known); a mode that dials for
+    #: agents is refused with none (genesys.agents_refusal).
+    agents: int | None = None
     _unload_actor: Actor = field(default=Actor.UNKNOWN, repr=False)
 
     @property
@@ -196,7 +200,7 @@ class CampaignGroup:
             self._refuse(Request.START, "the group is already running; use SetDialingMode")
         self._require(Request.START, {GroupStatus.ACTIVE}, "load the group first")
         defaults = self.default_dialing
-        self.dialing = validate_dialing(change.resolve(defaults, defaults))
+        self.dialing = self._staffed(validate_dialing(change.resolve(defaults, defaults)))
         self.status = GroupStatus.RUNNING
         self.auto_complete = self._auto_complete(auto_complete)
         return [self._transition(Action.START, actor, now)]
@@ -212,7 +216,7 @@ class CampaignGroup:
             raise InvalidParameter(
                 "dialmode", "SetDialingMode needs dialmode, optimizeby or optimizegoal"
             )
-        new = validate_dialing(change.resolve(self.dialing, self.default_dialing))
+        new = self._staffed(validate_dialing(change.resolve(self.dialing, self.default_dialing)))
         refusal = dial_mode_switch_refusal(self.dialing.mode, new.mode)
         if refusal:
             self._refuse(Request.SET_DIAL_MODE, refusal)
@@ -261,6 +265,13 @@ class CampaignGroup:
     def _auto_complete(self, requested: bool | None) -> bool:
         """docs/contract.md#auto-completion: GSW_AUTO_COMPLETION is asked for per request; absent means the default."""
         return self.default_auto_complete if requested is None else requested
+
+    def _staffed(self, dialing: Dialing) -> Dialing:
+        """``dialing``, unless its mode needs agents this group has not: InvalidParameter."""
+        refusal = agents_refusal(dialing.mode, self.agents)
+        if refusal:
+            raise InvalidParameter("dialmode", refusal)
+        return dialing
 
     def _require(
         self, request: Request, allowed: frozenset[GroupStatus] | set[GroupStatus], why: str

@@ -55,7 +55,13 @@ class Controller(Protocol):
     """What the control API needs from the daemon."""
 
     def handle_request(
-        self, dbid: int, request: Request, change: DialingChange, auto_complete: bool | None
+        self,
+        dbid: int,
+        request: Request,
+        change: DialingChange,
+        auto_complete: bool | None,
+        *,
+        origin: str = ...,
     ) -> dict[str, Any]: ...
 
     def group_page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]: ...
@@ -217,7 +223,8 @@ async def act_on_group(request: web.Request) -> web.Response:
             "dialmode",
             f"{kind.value} takes no dialing parameters (StartDialing and SetDialingMode do)",
         )
-    return _json(request.app[CONTROLLER].handle_request(dbid, kind, change, auto))
+    origin = f"control API caller {request.remote or 'unknown'}"
+    return _json(request.app[CONTROLLER].handle_request(dbid, kind, change, auto, origin=origin))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:

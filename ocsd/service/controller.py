@@ -111,6 +111,8 @@ class ControlService:
         change: DialingChange,
         auto_complete: bool | None,
         actor: Actor = Actor.CLIENT,
+        *,
+        origin: str = "the control API",
     ) -> dict[str, Any]:
         """Apply a request; raises NotFound, NotAllowed, BadParameter or Unavailable.
 
@@ -126,12 +128,17 @@ class ControlService:
         snapshots = self.engine.request(dbid, request, actor, now, change, auto_complete)
         self.feed.notify(snapshots)
         group = self.engine.group(dbid)
+        if group.status == GroupStatus.WAITING_UNLOAD and request == Request.UNLOAD:
+            self.feed.unload_origins[dbid] = origin  # named when the last call ends
+        elif request == Request.FORCE_UNLOAD:
+            self.feed.unload_origins.pop(dbid, None)  # that unload waits no more
         log.info(
             "request applied",
             request=request.value,
             campaign_group=group.identity.name,
             dbid=dbid,
             actor=actor.name.lower(),
+            by=origin,
             status=status_name(group.status),
         )
         answer = {
@@ -169,7 +176,9 @@ class ControlService:
             dialing = request in (Request.START, Request.SET_DIAL_MODE)
             change = entry.change if dialing else DialingChange()
             try:
-                self.handle_request(dbid, request, change, None, Actor.SCHEDULE)
+                self.handle_request(
+                    dbid, request, change, None, Actor.SCHEDULE, origin=f"schedule {entry.text!r}"
+                )
             except (NotFound, NotAllowed, BadParameter, Unavailable) as exc:
                 log.warning(
                     "scheduled request skipped",

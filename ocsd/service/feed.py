@@ -51,6 +51,9 @@ class Feed:
         self.encoder = BodyEncoder()
         self._phases: list[list[int]] = []  # slot -> DBIDs of the groups with that phase
         self._phases_stale = True
+        #: Who asked for each waiting unload (a control API caller, a schedule): the
+        #: "changed by OCS" line of its completion names them.
+        self.unload_origins: dict[int, str] = {}
 
     # -- state notifications -------------------------------------------------------------
 
@@ -71,6 +74,7 @@ class Feed:
     def forget(self, dbid: int) -> None:
         """A group gone from the configuration."""
         self.encoder.forget(dbid)
+        self.unload_origins.pop(dbid, None)
         self._phases_stale = True
 
     # -- periodic notifications ----------------------------------------------------------
@@ -109,13 +113,27 @@ class Feed:
         snapshots = self.engine.advance(now)
         self.notify(snapshots)
         for snapshot in snapshots:
-            log.info(
-                "campaign group changed by OCS",
-                campaign_group=snapshot.identity.name,
-                action=int(snapshot.action),
-                status=status_name(snapshot.status),
-                actor=snapshot.actor.name.lower(),
-            )
+            dbid = snapshot.identity.dbid
+            if snapshot.actor == Actor.OCS:  # auto-completion: OCS's own decision
+                by, reason = "OCS (auto-completion)", "every record of the calling lists is done"
+            else:  # a waiting unload completes, on behalf of whoever asked for it
+                by = self.unload_origins.pop(dbid, f"an earlier {Request.UNLOAD.value}")
+                reason = f"the last call in progress ended ({Request.UNLOAD.value} was waiting)"
+            self.log_change(snapshot, by, reason)
+
+    def log_change(self, snapshot: GroupSnapshot, by: str, reason: str) -> None:
+        """The line of a change no request caused at that moment: who it is done for
+        (``actor`` as in the body, ``by`` in words) and why now."""
+        log.info(
+            "campaign group changed by OCS",
+            campaign_group=snapshot.identity.name,
+            dbid=snapshot.identity.dbid,
+            action=int(snapshot.action),
+            status=status_name(snapshot.status),
+            actor=snapshot.actor.name.lower(),
+            by=by,
+            reason=reason,
+        )
 
     async def start_all(self) -> None:
         """``ocsd run --start-all``: load and start every group, as a schedule would

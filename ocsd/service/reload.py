@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ocsd.config.definitions import group_definitions, group_schedules, shard_hint
-from ocsd.config.settings import ConfigError, Settings
+from ocsd.config.settings import ConfigError, Settings, silence_warnings
 from ocsd.core.engine import GroupDefinition
 from ocsd.core.identity import Tenant
 from ocsd.core.lifecycle import CampaignGroup
@@ -206,6 +206,8 @@ class Reloader:
                 return self._refused(trigger, f"internal error: {exc!r}", exc)
             self._state.reload_results["applied"] += 1
             log.info("configuration reloaded", trigger=trigger, changed=changed or ["nothing"])
+            for warning in silence_warnings(self.settings):
+                log.warning(warning, trigger=trigger)
             return True
 
     async def _read_and_apply(self, path: str) -> list[str]:
@@ -342,7 +344,10 @@ class Reloader:
             feed.groups_changed()
         for dbid in gone:
             name = engine.group(dbid).identity.name
-            feed.notify(engine.remove(dbid, now))
+            snapshots = engine.remove(dbid, now)
+            feed.notify(snapshots)
+            for snapshot in snapshots:
+                feed.log_change(snapshot, "a reload", "the group is gone from the configuration")
             self.scheduler.remove_group(dbid)
             feed.forget(dbid)
             changed.append(f"group {name} removed")

@@ -14,6 +14,7 @@ import socket
 import time
 
 import pytest
+from support.ini import IDLE_A
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +36,9 @@ def _is_81001(line):
 async def test_life_cycle_bodies_and_log_lines(
     receiver, ini_sections, write_ini, ocsd_process, control_for, run_ocsd
 ):
-    # Group 101 without agents dials nothing: its unload completes at once. The unload
+    # Group 101 without records dials nothing: its unload completes at once. The unload
     # that waits for calls in progress: tests/integration/test_waiting_unload.py.
-    idle = {f"campaign-group:{GROUP_A}": {"agents": 0}}
+    idle = IDLE_A
     config = write_ini(ini_sections(receiver.url, interval=1, **idle))
     async with ocsd_process(config) as proc:
         control = control_for(proc.control_url)

@@ -317,4 +317,6 @@ async def test_the_start_up_line_says_where_the_dashboard_is(ocsd_sink, ocsd_cli
         await asyncio.wait_for(bad.proc.wait(), 10)  # it refuses to start
         code = await bad.stop()  # already exited: collects its output
     assert code == 2, bad.output
-    assert "--dashboard-url: must be an http:// or https:// URL, got '127.0.0.1:18080'" in bad.output
+    assert (
+        "--dashboard-url: must be an http:// or https:// URL, got '127.0.0.1:18080'" in bad.output
+    )

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from support.ini import make_sections, render_ini
+from support.ini import IDLE_A, make_sections, render_ini
 from support.processes import start_ocsd
 from support.receivers import Received, Receiver
 
@@ -65,8 +65,9 @@ async def _run_schedules(tmp: Path) -> ScheduleRun:
             receiver.url,
             ocsd={"schedule-timezone": DAILY_ZONE},
             **{
-                # without agents 101 dials nothing: its unload at +8 s completes at once
-                f"campaign-group:{GROUP_A}": {"agents": 0, "schedule": ISSUE_SCHEDULE},
+                # without records 101 dials nothing: its unload at +8 s completes at once
+                **IDLE_A,
+                f"campaign-group:{GROUP_A}": {"schedule": ISSUE_SCHEDULE},
                 f"campaign-group:{GROUP_B}": {"schedule": REFUSING_SCHEDULE},
                 f"campaign-group:{GROUP_C}": {"schedule": f"{daily_text} load"},
             },

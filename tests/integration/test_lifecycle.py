@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from support.contract import OPTIMIZE, STATISTICS, assert_mandatory_fields
+from support.ini import IDLE_A
 
 GROUP_A = "Renewals@Retention Team"  # dbid 101, template, predictive busy-factor 85
 GROUP_B = "Collections@Collections Desk"  # dbid 102, no template, progressive
@@ -20,10 +21,9 @@ START = (
     {"dialmode": "predictive", "optimizeby": "busy-factor", "optimizegoal": 85},
 )
 
-#: Group 101 without agents: running, it dials nothing, so no call is ever in progress
-#: and every transition, unload included, completes at once. The unload that waits for
-#: calls in progress (WaitingUnload) is tested in test_waiting_unload.py.
-IDLE_A = {f"campaign-group:{GROUP_A}": {"agents": 0}}
+#: Group 101 without records (support.ini.IDLE_A): running, it dials nothing, so no call
+#: is ever in progress and every transition, unload included, completes at once. The
+#: unload that waits for calls in progress (WaitingUnload) is tested in test_waiting_unload.py.
 
 
 def assert_well_formed(body: dict[str, Any]) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import itertools
 
-from support.ini import extra_groups
+from support.ini import IDLE_A, extra_groups
 
 
 async def test_periodic_bodies_every_interval_for_loaded_groups_only(
     start_daemon, receiver, ini_sections
 ):
-    # 101 without agents dials nothing, so its unload below completes at once; periodic
+    # 101 without records dials nothing, so its unload below completes at once; periodic
     # bodies while an unload waits for calls: test_waiting_unload.py
-    idle_a = {"campaign-group:Renewals@Retention Team": {"agents": 0}}
+    idle_a = IDLE_A
     ocsd = await start_daemon(ini_sections(receiver.url, interval=1, **idle_a))
     await ocsd.control.ok(101, "LoadCampaign")
     await ocsd.control.ok(103, "LoadCampaign")  # 102 stays NotLoaded

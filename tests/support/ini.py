@@ -15,6 +15,13 @@ from support.net import LOCALHOST
 GROUP_A = "Renewals@Retention Team"
 GROUP_B = "Collections@Collections Desk"
 GROUP_C = "Survey@IVR"
+#: Sections that make group 101 dial nothing (its calling lists have no record), so no
+#: call is ever in progress and every transition, unload included, completes at once.
+#: (agents = 0 would say so too, but is refused with a mode that dials for agents.)
+IDLE_A: dict[str, dict[str, Any]] = {
+    "calling-list:Renewals_Q4": {"records": 0},
+    "calling-list:Renewals_Lapsed": {"records": 0},
+}
 #: A fourth group (dbid 104) with its own calling list, for tests that add one.
 GROUP_D = "Winback@Sales"
 

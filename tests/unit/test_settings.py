@@ -560,4 +560,4 @@ def test_the_shards_of_n_instances_own_each_group_once(
 def test_the_example_documents_shard_and_check_config_shows_it() -> None:
     text = REPO_CONFIG.read_text(encoding="utf-8")
     assert "\n; shard = 1/2\n" in text and "OCSD_SHARD" in text
-    assert "\nshard = \n" in describe_settings(load_settings(None)) + "\n"
+    assert "\nshard =\n" in describe_settings(load_settings(None)) + "\n"

@@ -31,6 +31,7 @@ from ocsd.config.ini import (
     SECTION_OPTIONS,
     IniFile,
     _canonical_section,
+    _closest,
     parse_ini,
     read_ini,
 )
@@ -198,10 +199,10 @@ def old_parse_ini(text: str, path: str) -> IniFile:
             for option, value in options.items():
                 field = option.replace("-", "_")
                 if field not in model.model_fields:
-                    known = ", ".join(f.replace("_", "-") for f in model.model_fields)
+                    names = [f.replace("_", "-") for f in model.model_fields]
                     raise ConfigError(
-                        f"{ini.place(section, option)}: [{section}] {option}: unknown option "
-                        f"(known: {known})"
+                        f"{ini.place(section, option)}: [{section}] {option}: unknown option"
+                        f"{_closest(option, names)} (known: {', '.join(names)})"
                     )
                 entry[field] = value
             values.setdefault("campaign_groups" if is_group else "calling_lists", {})[name] = entry
@@ -216,8 +217,8 @@ def old_parse_ini(text: str, path: str) -> IniFile:
         for option, value in options.items():
             if option not in known_options:
                 raise ConfigError(
-                    f"{ini.place(canonical, option)}: [{section}] {option}: unknown option "
-                    f"(known: {', '.join(known_options)})"
+                    f"{ini.place(canonical, option)}: [{section}] {option}: unknown option"
+                    f"{_closest(option, list(known_options))} (known: {', '.join(known_options)})"
                 )
             values[known_options[option]] = value
     return ini

@@ -45,7 +45,7 @@ BASE = {
         "group = T",
         "queue = 7001",
         "calling-lists = L1",
-        "dial-mode = progressive",  # no optimize-goal check: the goal's own range alone
+        "dial-mode = progressive-gvp",  # no optimize-goal check (the goal's own range alone), agents = 0 allowed
     ],
 }
 MODEL_SECTION = {
@@ -199,7 +199,8 @@ def test_a_value_inside_the_range_is_taken_and_one_outside_refused_in_one_line(
     )  # fmt: skip
     assert re.fullmatch(
         rf"{re.escape(where)}: '.+' is (out of range|not a whole number|not a number); "
-        rf"allowed: {re.escape(bound.allowed())}",
+        rf"allowed: {re.escape(bound.allowed())}"
+        + (re.escape(" (a fraction: 0.3 is 30 %)") if bound.fraction else ""),
         message,
     ), message
     assert repr(value.strip()[:40]).strip("'") in message

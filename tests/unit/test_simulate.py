@@ -120,8 +120,10 @@ def test_to_completion_gives_up_when_nothing_can_happen(
     small_ini: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # progressive with no agent never dials: the run stops instead of simulating 60 days
+    # (the file may say agents = 0 only with a GVP mode; --mode asks what-if)
     path = Path(small_ini)
-    path.write_text(SMALL_INI.replace("agents = 8", "agents = 0"), encoding="utf-8")
+    no_agents = SMALL_INI.replace("agents = 8", "agents = 0")
+    path.write_text(no_agents.replace("= predictive\n", "= predictive-gvp\n"), encoding="utf-8")
     assert simulate("--config", small_ini, "--to-completion", "--mode", "progressive") == 1
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) < 100
@@ -154,7 +156,7 @@ def test_goal_override(small_ini: str, capsys: pytest.CaptureFixture[str]) -> No
             ("--group", "Nope"),
             "unknown campaign group 'Nope'; configured: 'Renewals@Retention Team'",
         ),
-        (("--mode", "sideways"), "unknown DialMode 'sideways'"),
+        (("--mode", "sideways"), "unknown dial mode 'sideways'"),
         (("--mode", "predictive", "--optimizeby", "overdial"), "optimizegoal"),
         (("--until", "0"), "--until: 0.0 is out of range; allowed: 1 to 5184000 simulated seconds"),
         (("--interval", "-1"), "--interval: -1.0 is out of range; allowed: 0.001 to 5184000"),
