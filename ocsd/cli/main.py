@@ -25,9 +25,34 @@ from ocsd.config.settings import (
 from ocsd.core.genesys import (
     GSW_AUTO_COMPLETION,
 )
+from ocsd.core.verdict import Threshold, ThresholdError, parse_thresholds
 from ocsd.logs.redact import redact_uri
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
+
+
+def _duration(text: str) -> float:
+    """argparse type of ``--duration``: a usage error (exit 2) naming the accepted form."""
+    from ocsd.config.ranges import RUN_DURATION
+    from ocsd.core.verdict import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    problem = RUN_DURATION.problem(seconds)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return seconds
+
+
+def _thresholds(text: str) -> tuple[Threshold, ...]:
+    """argparse type of ``--threshold`` (one, or several separated by commas): a usage
+    error naming what is wrong with it."""
+    try:
+        return parse_thresholds([text])
+    except ThresholdError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
@@ -48,10 +73,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
     from ocsd.logs import configure_logging  # aiohttp & co.: once the configuration holds
+    from ocsd.service.bounded_run import RunBounds
     from ocsd.service.daemon import run
 
     configure_logging(settings.log_format)
-    return run(settings, _config_path(args), start_all=args.start_all)
+    thresholds = tuple(t for given in args.threshold for t in given)
+    bounds = RunBounds.of(settings, args.duration, thresholds, args.summary_json)
+    return run(settings, _config_path(args), start_all=args.start_all, bounds=bounds)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -209,14 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config", "-c", help=CONFIG_HELP)
-    run.add_argument(
-        "--start-all",
-        action="store_true",
-        help="load and start every configured group at start-up (actor 2, as a schedule)",
-    )
-    run.set_defaults(func=cmd_run)
+    _add_run(commands)
 
     check = commands.add_parser("check-config", help="validate a configuration and print it")
     check.add_argument("--config", "-c", help=CONFIG_HELP)
@@ -253,6 +274,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.configure_parser(demo)
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", "-c", help=CONFIG_HELP)
+    run.add_argument(
+        "--start-all",
+        action="store_true",
+        help="load and start every configured group at start-up (actor 2, as a schedule)",
+    )
+    run.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="TIME",
+        help="stop by itself this long after start-up, e.g. 90s, 10m, 1h30m, and print the "
+        "run summary (default: [ocsd] duration / $OCSD_DURATION, else run until stopped)",
+    )
+    run.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_thresholds,
+        metavar="CHECK",
+        help="a pass/fail check of the run, e.g. 'post_latency_p99 < 200ms' or "
+        "'delivered_rate >= 0.99'; repeatable; exit code 4 when one fails "
+        "(default: [ocsd] thresholds / $OCSD_THRESHOLDS)",
+    )
+    run.add_argument(
+        "--summary-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the run summary as JSON to FILE",
+    )
+    run.set_defaults(func=cmd_run)
 
 
 def _add_ctl(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

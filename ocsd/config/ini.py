@@ -53,6 +53,8 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "control-allowed-origins": "control_allowed_origins",
         "control-idle-timeout": "control_idle_timeout",
         "control-max-connections": "control_max_connections",
+        "duration": "duration",
+        "thresholds": "thresholds",
     },
 }
 FIELD_PLACES: dict[str, tuple[str, str]] = {

@@ -29,6 +29,7 @@ from ocsd.config.ranges import Bound, host_problem, path_problem, uri_problem
 from ocsd.core.genesys import DialMode, OptimizeBy, parse_enum
 from ocsd.core.lifecycle import Dialing, validate_dialing
 from ocsd.core.schedule import Entry, parse_schedule
+from ocsd.core.verdict import ThresholdError, parse_duration, parse_thresholds
 from ocsd.delivery.signing import SecretError, decode_secret
 from ocsd.logs.redact import redact_uri
 
@@ -289,6 +290,38 @@ class Settings(BaseSettings):
     # Control connections open at once; a new one past it closes the oldest idle one.
     # Lowered at start to fit under the process's file limit.
     control_max_connections: Annotated[int, ranges.CONTROL_MAX_CONNECTIONS] = 256
+
+    # -- a bounded run: `ocsd run` stops by itself and says whether the receiver passed --
+    # Seconds of wall time after start-up at which `ocsd run` stops (None: until stopped).
+    duration: Annotated[float | None, ranges.RUN_DURATION] = None
+    # k6-style checks of the run's figures, e.g. "post_latency_p99 < 200ms"; comma-separated.
+    thresholds: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        """``10m``, ``1h30m``, ``90`` (seconds); empty: no bound."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            float(value)
+        except ValueError:
+            return parse_duration(value)
+        return value  # a plain number: the range check names it as written
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, value: Any) -> tuple[str, ...]:
+        """Each threshold checked now, so a typo fails at start, not after the run."""
+        texts = value.replace("\n", ",").split(",") if isinstance(value, str) else value
+        if not isinstance(texts, list | tuple):
+            raise ValueError("expected comma-separated thresholds")
+        try:
+            return tuple(t.text for t in parse_thresholds([str(text) for text in texts]))
+        except ThresholdError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("control_allowed_hosts", mode="before")
     @classmethod

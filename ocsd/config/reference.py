@@ -103,6 +103,18 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
             "Most control connections open at once (lowered at start to fit the file "
             "limit); past it a new one closes the oldest idle one. Applies after a restart."
         ),
+        "duration": (
+            "A bounded run: `ocsd run` stops by itself this long after start-up (`90`, `90s`, "
+            "`10m`, `1h30m`) and prints the run summary; `--duration` overrides it. "
+            "Not set: runs until stopped."
+        ),
+        "thresholds": (
+            "Pass/fail checks of a run, comma-separated, e.g. `post_latency_p99 < 200ms, "
+            "delivered_rate >= 0.99`; checked when the run ends, exit code 4 when one "
+            "fails; `--threshold` overrides them. Metrics: post_latency_p50/p90/p99/max, "
+            "post_failed_rate, delivered_rate, dropped_rate, tick_lateness_p99, "
+            "throughput, notifications_sent/failed/dropped."
+        ),
         "log_format": (
             "`json`: one JSON object per line; `console`: for a person at a terminal; "
             "`genesys`: Genesys short lines (`HH:MM:SS.mmm Trc 81000 ...`)."

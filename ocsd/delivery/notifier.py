@@ -74,6 +74,7 @@ class DeliveryCounters:
     dead_lettered: Counter[str] = field(default_factory=Counter)  # by reason
     answers_cut: Counter[str] = field(default_factory=Counter)  # receiver answers, by why
     outbox_write_errors: int = 0  # transactions of the outbox that failed (reliable)
+    slowest: dict[str, float] = field(default_factory=dict)  # longest POST, s, by kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,7 @@ class Notifier:
         wakeup = self._wakeups[index]
         loop = asyncio.get_running_loop()
         policy, transport, in_flight = self.policy, self.transport, self._in_flight
+        slowest = self.counters.slowest
         while True:
             notification = policy.take(index, loop.time())
             if notification is None:
@@ -283,6 +285,8 @@ class Notifier:
                 )  # fmt: skip
                 if outcome.answer_cut is not None:
                     self.counters.answers_cut[outcome.answer_cut] += 1
+                if outcome.elapsed > slowest.get(kind, 0.0):
+                    slowest[kind] = outcome.elapsed
                 policy.settle(index, notification, outcome, loop.time())
             except Exception:  # a bug in a policy: this notification is lost, not the worker
                 self.counters.failed[(kind, INTERNAL_ERROR)] += 1

@@ -30,6 +30,7 @@ from ocsd.logs import get_logger
 from ocsd.logs.redact import redact_uri
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.service import control_api
+from ocsd.service.bounded_run import EXIT_THRESHOLD_FAILED, RunBounds, report
 from ocsd.service.controller import ControlService, DaemonState
 from ocsd.service.feed import Feed
 from ocsd.service.metrics import Metrics
@@ -61,9 +62,10 @@ class Daemon:
         config_path: str | None = None,
         clock: Callable[[], float] = time.time,
         start_all: bool = False,
+        bounds: RunBounds | None = None,
     ) -> None:
-        self.clock = clock
-        self.start_all = start_all
+        self.clock, self.start_all, self.bounds = clock, start_all, bounds or RunBounds()
+        self.ran_s = 0.0  # wall seconds from the end of start-up to the end of shutdown
         started_wall = clock()
         self.state = DaemonState(config_path or "embedded example")
         self.metrics = Metrics()
@@ -137,10 +139,16 @@ class Daemon:
     async def serve(self) -> None:
         with self._signal_handlers():
             await self.startup()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            if self.bounds.duration is not None:
+                timer = loop.call_later(self.bounds.duration, self._duration_reached)
+                self._stack.callback(timer.cancel)
             try:
                 await self._should_exit.wait()
             finally:
                 await self.shutdown()
+                self.ran_s = loop.time() - started
 
     async def startup(self) -> None:
         """Start every room; on failure, undo what was started and raise StartupError."""
@@ -282,6 +290,10 @@ class Daemon:
         self.state.stopping = True  # /readyz says so from now on
         self._should_exit.set()
 
+    def _duration_reached(self) -> None:
+        log.info("run duration reached: stopping", duration_s=self.bounds.duration)
+        self.request_exit()
+
     def _task_failed(self, name: str) -> None:
         """A supervised task keeps dying: stop, and exit non-zero."""
         self.exit_code = EXIT_TASK_FAILED
@@ -318,10 +330,15 @@ def _settle_heap() -> None:
         gc.enable()
 
 
-def run(settings: Settings, config_path: str | None = None, start_all: bool = False) -> int:
-    """Run the daemon on uvloop until stopped; the process exit code."""
+def run(
+    settings: Settings,
+    config_path: str | None = None,
+    start_all: bool = False,
+    bounds: RunBounds | None = None,
+) -> int:
+    """Run the daemon on uvloop until stopped (or its duration ends); the exit code."""
     gc.disable()  # start-up allocates long-lived objects only; see _settle_heap
-    daemon = Daemon(settings, config_path, start_all=start_all)
+    daemon = Daemon(settings, config_path, start_all=start_all, bounds=bounds)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             runner.run(daemon.serve())
@@ -332,4 +349,9 @@ def run(settings: Settings, config_path: str | None = None, start_all: bool = Fa
             if daemon._force_exit:
                 return EXIT_FORCED
             raise
+    if daemon.bounds.reports:
+        counters = daemon.feed.counters
+        summary = report(daemon.bounds, daemon.metrics, counters, daemon.ran_s)
+        if not summary.passed and daemon.exit_code == EXIT_OK:
+            return EXIT_THRESHOLD_FAILED
     return daemon.exit_code

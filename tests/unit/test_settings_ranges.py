@@ -94,7 +94,7 @@ def test_every_number_option_has_a_finite_range(model: type[BaseModel]) -> None:
         assert math.isfinite(bound.low) and math.isfinite(bound.high) and bound.low < bound.high
         is_int = info.annotation is int or int in typing.get_args(info.annotation)
         assert bound.whole == is_int, f"{field}: Bound(whole=) must match its type"
-    assert len(BOUNDED) == 27  # 11 in [OCServer] and [ocsd], 9 per list, 7 per group
+    assert len(BOUNDED) == 28  # 12 in [OCServer] and [ocsd], 9 per list, 7 per group
 
 
 def test_the_readme_shows_each_range() -> None:
