@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_format)
     thresholds = tuple(t for given in args.threshold for t in given)
-    bounds = RunBounds.of(settings, args.duration, thresholds, args.summary_json)
+    bounds = RunBounds.of(settings, args.duration, thresholds, args.summary_json, args.report)
     return run(settings, _config_path(args), start_all=args.start_all, bounds=bounds)
 
 
@@ -306,6 +306,13 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=Path,
         metavar="FILE",
         help="also write the run summary as JSON to FILE",
+    )
+    run.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="also write a self-contained HTML report with charts over time (receiver "
+        "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html",
     )
     run.set_defaults(func=cmd_run)
 

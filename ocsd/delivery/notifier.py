@@ -63,6 +63,34 @@ class Notification:
     unreachable: bool = False  # its last attempt got no HTTP answer at all (reliable)
 
 
+class GroupGaps:
+    """Per group, the longest wall time between two accepted notifications (a bounded
+    run's report: is every group served in turn?). Loop-time seconds."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, float] = {}
+        self.longest: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self._window_max = 0.0
+
+    def record(self, dbid: int, name: str, now: float) -> None:
+        last = self.last.get(dbid)
+        self.last[dbid] = now
+        if last is None:
+            self.names[dbid] = name
+            return
+        gap = now - last
+        if gap > self.longest.get(dbid, 0.0):
+            self.longest[dbid] = gap
+        if gap > self._window_max:
+            self._window_max = gap
+
+    def take_window_max(self) -> float:
+        """The longest gap that ended since the last call."""
+        value, self._window_max = self._window_max, 0.0
+        return value
+
+
 @dataclass
 class DeliveryCounters:
     """What happened to notifications, by kind; the metrics endpoint reads these."""
@@ -75,6 +103,7 @@ class DeliveryCounters:
     answers_cut: Counter[str] = field(default_factory=Counter)  # receiver answers, by why
     outbox_write_errors: int = 0  # transactions of the outbox that failed (reliable)
     slowest: dict[str, float] = field(default_factory=dict)  # longest POST, s, by kind
+    gaps: GroupGaps | None = None  # kept only for a run's --report
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +316,10 @@ class Notifier:
                     self.counters.answers_cut[outcome.answer_cut] += 1
                 if outcome.elapsed > slowest.get(kind, 0.0):
                     slowest[kind] = outcome.elapsed
+                if self.counters.gaps is not None and outcome.reason is None:
+                    self.counters.gaps.record(
+                        notification.group_dbid, notification.group_name, loop.time()
+                    )
                 policy.settle(index, notification, outcome, loop.time())
             except Exception:  # a bug in a policy: this notification is lost, not the worker
                 self.counters.failed[(kind, INTERNAL_ERROR)] += 1

@@ -19,6 +19,8 @@ from ocsd.core.verdict import Threshold, parse_thresholds
 from ocsd.delivery.notifier import DeliveryCounters
 from ocsd.logs import get_logger
 from ocsd.service.metrics import Metrics
+from ocsd.service.run_record import RunRecorder
+from ocsd.service.run_report import render_report
 from ocsd.service.run_summary import RunSummary, render_table, summarize
 
 log = get_logger("ocsd.run")
@@ -35,6 +37,7 @@ class RunBounds:
     duration: float | None = None
     thresholds: tuple[Threshold, ...] = ()
     summary_json: Path | None = None
+    report: Path | None = None  # the HTML report
 
     @classmethod
     def of(
@@ -43,18 +46,25 @@ class RunBounds:
         duration: float | None = None,
         thresholds: tuple[Threshold, ...] = (),
         summary_json: Path | None = None,
+        report: Path | None = None,
     ) -> RunBounds:
         """The command line's values over the configuration's."""
         return cls(
             duration if duration is not None else settings.duration,
             thresholds or parse_thresholds(settings.thresholds),
             summary_json,
+            report,
         )
 
     @property
     def reports(self) -> bool:
         """Whether the run ends with a summary (a daemon run until stopped does not)."""
-        return self.duration is not None or bool(self.thresholds) or self.summary_json is not None
+        return (
+            self.duration is not None
+            or bool(self.thresholds)
+            or self.summary_json is not None
+            or self.report is not None
+        )
 
 
 def report(
@@ -62,22 +72,24 @@ def report(
     metrics: Metrics,
     counters: DeliveryCounters,
     duration_s: float,
+    recorder: RunRecorder | None = None,
     stream: TextIO = sys.stderr,
 ) -> RunSummary:
-    """Print the summary table, write the JSON file, log the verdict; the summary."""
+    """Print the summary table, write the JSON file and the HTML report, log the
+    verdict; the summary."""
     summary = summarize(
         counters, metrics.post_latency, metrics.tick_lateness, duration_s, bounds.thresholds
     )
     print(render_table(summary), file=stream, flush=True)
     if bounds.summary_json is not None:
-        try:
-            _write_atomically(bounds.summary_json, json.dumps(summary.as_json(), indent=2))
-        except OSError as exc:
-            log.error(
-                "run summary not written",
-                file=str(bounds.summary_json),
-                error=exc.strerror or str(exc),
-            )
+        _write(bounds.summary_json, json.dumps(summary.as_json(), indent=2), "run summary")
+    if bounds.report is not None and recorder is not None:
+        gaps = recorder.gaps
+        longest = {
+            dbid: (gaps.names.get(dbid, str(dbid)), gap) for dbid, gap in gaps.longest.items()
+        }
+        page = render_report(summary, recorder.samples, recorder.bounds, longest)
+        _write(bounds.report, page, "run report")
     failed = [result.threshold.text for result in summary.thresholds if not result.passed]
     log.info(
         "run summary",
@@ -92,7 +104,13 @@ def report(
     return summary
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write(path: Path, text: str, what: str) -> None:
+    """Write the file whole or not at all; a failure is one logged line naming it."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(text + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        log.error(f"{what} not written", file=str(path), error=exc.strerror or str(exc))
+        return
+    log.info(f"{what} written", file=str(path))

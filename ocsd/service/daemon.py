@@ -25,7 +25,7 @@ from ocsd.config.settings import Settings
 from ocsd.core.engine import Engine
 from ocsd.core.identity import Tenant
 from ocsd.delivery.errors import DeliveryError
-from ocsd.delivery.notifier import Notifier
+from ocsd.delivery.notifier import GroupGaps, Notifier
 from ocsd.logs import get_logger
 from ocsd.logs.redact import redact_uri
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
@@ -35,6 +35,7 @@ from ocsd.service.controller import ControlService, DaemonState
 from ocsd.service.feed import Feed
 from ocsd.service.metrics import Metrics
 from ocsd.service.reload import Reloader
+from ocsd.service.run_record import RunRecorder
 from ocsd.service.scheduler import Scheduler
 from ocsd.service.sending import Delivery, build_delivery
 from ocsd.service.supervisor import Supervisor
@@ -56,6 +57,8 @@ class StartupError(Exception):
 class Daemon:
     """One running ocsd: the rooms, wired, and their life cycle."""
 
+    recorder: RunRecorder | None  # a bounded run's samples, for its --report
+
     def __init__(
         self,
         settings: Settings,
@@ -65,7 +68,7 @@ class Daemon:
         bounds: RunBounds | None = None,
     ) -> None:
         self.clock, self.start_all, self.bounds = clock, start_all, bounds or RunBounds()
-        self.ran_s = 0.0  # wall seconds from the end of start-up to the end of shutdown
+        self.ran_s, self.recorder = 0.0, None  # wall seconds from ready to stopped
         started_wall = clock()
         self.state = DaemonState(config_path or "embedded example")
         self.metrics = Metrics()
@@ -81,6 +84,7 @@ class Daemon:
         self.feed = Feed(
             engine, Tenant(settings.tenant_name, settings.tenant_ccid), self.metrics, clock
         )
+        self.feed.counters.gaps = GroupGaps() if self.bounds.report is not None else None
         # one scheduler for every group's periodic notification, each at its own phase
         self.ticker = PhasedTicker(
             settings.campaigngroup_states_interval,
@@ -141,14 +145,14 @@ class Daemon:
             await self.startup()
             loop = asyncio.get_running_loop()
             started = loop.time()
-            if self.bounds.duration is not None:
-                timer = loop.call_later(self.bounds.duration, self._duration_reached)
-                self._stack.callback(timer.cancel)
+            self._bound_the_run(loop)
             try:
                 await self._should_exit.wait()
             finally:
                 await self.shutdown()
                 self.ran_s = loop.time() - started
+                if self.recorder is not None:
+                    self.recorder.sample()  # the end of the run
 
     async def startup(self) -> None:
         """Start every room; on failure, undo what was started and raise StartupError."""
@@ -290,6 +294,17 @@ class Daemon:
         self.state.stopping = True  # /readyz says so from now on
         self._should_exit.set()
 
+    def _bound_the_run(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Arm the end of a bounded run, and sample it over time for its report."""
+        if self.bounds.duration is not None:
+            timer = loop.call_later(self.bounds.duration, self._duration_reached)
+            self._stack.callback(timer.cancel)
+        gaps = self.feed.counters.gaps
+        if self.bounds.report is not None and gaps is not None:
+            self.recorder = RunRecorder(self.feed.counters, self.metrics.post_latency, gaps)
+            task = self.supervisor.spawn("ocsd-run-recorder", self.recorder.run, forever=True)
+            self._stack.push_async_callback(_cancel, [task])
+
     def _duration_reached(self) -> None:
         log.info("run duration reached: stopping", duration_s=self.bounds.duration)
         self.request_exit()
@@ -351,7 +366,7 @@ def run(
             raise
     if daemon.bounds.reports:
         counters = daemon.feed.counters
-        summary = report(daemon.bounds, daemon.metrics, counters, daemon.ran_s)
+        summary = report(daemon.bounds, daemon.metrics, counters, daemon.ran_s, daemon.recorder)
         if not summary.passed and daemon.exit_code == EXIT_OK:
             return EXIT_THRESHOLD_FAILED
     return daemon.exit_code

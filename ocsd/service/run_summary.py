@@ -97,9 +97,12 @@ def summarize(
     latency: dict[str, dict[str, float | None]] = {}
     for kind in (*KINDS, "all"):
         cumulative = buckets.get(kind, [])
-        figures = {name: histogram_quantile(q, cumulative) for name, q in QUANTILES.items()}
         slowest = counters.slowest
-        figures["max"] = max(slowest.values(), default=None) if kind == "all" else slowest.get(kind)
+        top = max(slowest.values(), default=None) if kind == "all" else slowest.get(kind)
+        figures = {
+            name: _at_most(histogram_quantile(q, cumulative), top) for name, q in QUANTILES.items()
+        }
+        figures["max"] = top
         latency[kind] = figures
     lateness = _buckets(tick_lateness).get("all", [])
     tick = {name: histogram_quantile(q, lateness) for name, q in (("p50", 0.5), ("p99", 0.99))}
