@@ -89,6 +89,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
+    if faults := settings.fault_rates().described():
+        print(f"ocsd: WARNING: [faults] injects faults on purpose: {faults}", file=sys.stderr)
     print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
     print(describe_settings(settings))
     print(

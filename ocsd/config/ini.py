@@ -56,6 +56,19 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "duration": "duration",
         "thresholds": "thresholds",
     },
+    "faults": {
+        "drop": "fault_drop",
+        "delay": "fault_delay",
+        "delay-time": "fault_delay_time",
+        "reorder": "fault_reorder",
+        "duplicate": "fault_duplicate",
+        "clock-skew": "fault_clock_skew",
+        "clock-skew-time": "fault_clock_skew_time",
+        "unknown-field": "fault_unknown_field",
+        "slow-send": "fault_slow_send",
+        "slow-send-rate": "fault_slow_send_rate",
+        "seed": "fault_seed",
+    },
 }
 FIELD_PLACES: dict[str, tuple[str, str]] = {
     field: (section, option)

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ocsd.core.faults import FaultRates
+from ocsd.delivery.faults import FaultInjector
 from ocsd.delivery.transport import INTERNAL_ERROR, Kind, Outcome, Transport
 from ocsd.logs import get_logger
 
@@ -104,6 +106,7 @@ class DeliveryCounters:
     outbox_write_errors: int = 0  # transactions of the outbox that failed (reliable)
     slowest: dict[str, float] = field(default_factory=dict)  # longest POST, s, by kind
     gaps: GroupGaps | None = None  # kept only for a run's --report
+    faults: Counter[str] = field(default_factory=Counter)  # injected on purpose, by kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +182,17 @@ class Notifier:
         source: BodySource | None = None,
         spawn: Spawn | None = None,
         counters: DeliveryCounters | None = None,
+        faults: FaultRates | None = None,
     ) -> None:
         self.transport = transport
         self.policy = policy
         self.pool_size = transport.pool_size
         self.counters = counters if counters is not None else DeliveryCounters()
+        self.faults = (
+            FaultInjector(faults, transport, self.counters.faults)
+            if faults is not None and faults.active
+            else None
+        )
         self._source = source
         self._spawn = spawn
         self._wakeups = [asyncio.Event() for _ in range(self.pool_size)]
@@ -283,7 +292,7 @@ class Notifier:
         wakeup = self._wakeups[index]
         loop = asyncio.get_running_loop()
         policy, transport, in_flight = self.policy, self.transport, self._in_flight
-        slowest = self.counters.slowest
+        faults = self.faults
         while True:
             notification = policy.take(index, loop.time())
             if notification is None:
@@ -308,19 +317,18 @@ class Notifier:
                     continue
                 notification.body = body  # a retry sends the same message
                 notification.attempts += 1
-                outcome = await transport.post(
-                    kind, notification.group_name, body, notification.message_id,
-                    notification.attempts,
-                )  # fmt: skip
-                if outcome.answer_cut is not None:
-                    self.counters.answers_cut[outcome.answer_cut] += 1
-                if outcome.elapsed > slowest.get(kind, 0.0):
-                    slowest[kind] = outcome.elapsed
-                if self.counters.gaps is not None and outcome.reason is None:
-                    self.counters.gaps.record(
-                        notification.group_dbid, notification.group_name, loop.time()
-                    )
-                policy.settle(index, notification, outcome, loop.time())
+                if faults is None:
+                    outcome = await transport.post(
+                        kind, notification.group_name, body, notification.message_id,
+                        notification.attempts,
+                    )  # fmt: skip
+                    self._settle(index, notification, outcome)
+                else:
+                    await faults.send(
+                        kind, notification.group_dbid, notification.group_name, body,
+                        notification.message_id, notification.attempts,
+                        functools.partial(self._settle, index, notification),
+                    )  # fmt: skip
             except Exception:  # a bug in a policy: this notification is lost, not the worker
                 self.counters.failed[(kind, INTERNAL_ERROR)] += 1
                 log.exception(
@@ -333,6 +341,19 @@ class Notifier:
                 in_flight[kind] -= 1
             # no yield needed between POSTs: there are as many workers as pooled
             # connections, so a worker never waits for another's connection
+
+    def _settle(self, index: int, notification: Notification, outcome: Outcome) -> None:
+        """Book what a POST came to and hand it to the policy."""
+        counters = self.counters
+        if outcome.answer_cut is not None:
+            counters.answers_cut[outcome.answer_cut] += 1
+        kind = notification.kind
+        if outcome.elapsed > counters.slowest.get(kind, 0.0):
+            counters.slowest[kind] = outcome.elapsed
+        loop_time = asyncio.get_running_loop().time()
+        if counters.gaps is not None and outcome.reason is None:
+            counters.gaps.record(notification.group_dbid, notification.group_name, loop_time)
+        self.policy.settle(index, notification, outcome, loop_time)
 
     def _periodic_body(self, notification: Notification) -> bytes | None:
         """The body a periodic notification came without: None if the group is gone, b"" if
@@ -359,7 +380,10 @@ class Notifier:
         self.policy.close_begins()
         for wakeup in self._wakeups:
             wakeup.set()
-        abandoned = await self._stop_workers(self.transport.timeout if grace is None else grace)
+        grace = self.transport.timeout if grace is None else grace
+        abandoned = await self._stop_workers(grace)
+        if self.faults is not None:
+            await self.faults.close(grace)
         await self.policy.closed(abandoned)
         await self.transport.close()
 

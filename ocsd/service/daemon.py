@@ -177,6 +177,12 @@ class Daemon:
             time_scale=settings.time_scale,
             config=self.state.config_label,
         )
+        if faults := settings.fault_rates().described():
+            log.warning(
+                "faults are injected on purpose ([faults]): the receiver gets dropped, "
+                "late, reordered, duplicated or altered notifications",
+                faults=faults,
+            )
         self.state.ready = True
         if self.start_all:  # after the control API answers, a batch per loop iteration
             task = self.supervisor.spawn("ocsd-start-all", self._start_all)

@@ -75,6 +75,7 @@ class _DaemonCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         figures = self._source()
         yield from self._notifications(figures)
+        yield from self._receiver(figures.counters)
         yield from self._daemon(figures)
         yield from self._delivery_gauges(figures)
 
@@ -104,13 +105,6 @@ class _DaemonCollector(Collector):
             ["kind", "reason"],
             counters.dropped.items(),
         )
-        yield _labelled(
-            GaugeMetricFamily,
-            "ocsd_post_latency_max_seconds",
-            "The slowest POST so far (start to answer or failure), by kind",
-            ["kind"],
-            (((kind,), counters.slowest[kind]) for kind in kinds if kind in counters.slowest),
-        )
         yield GaugeMetricFamily(
             "ocsd_notifications_pending",
             "Notifications queued or in flight",
@@ -138,6 +132,26 @@ class _DaemonCollector(Collector):
             "State notifications given up and written to the dead-letter file, by reason",
             ["reason"],
             (((reason,), count) for reason, count in counters.dead_lettered.items()),
+        )
+
+    @staticmethod
+    def _receiver(counters: DeliveryCounters) -> Iterator[Metric]:
+        """What a run against a receiver under test adds: faults, the slowest POST."""
+        kinds = ("state", "periodic")
+        yield _labelled(
+            CounterMetricFamily,
+            "ocsd_faults_injected",
+            "Faults injected on purpose ([faults]), by kind: drop, delay, reorder, "
+            "duplicate, clock-skew, unknown-field, slow-send",
+            ["fault"],
+            (((fault.replace("_", "-"),), count) for fault, count in counters.faults.items()),
+        )
+        yield _labelled(
+            GaugeMetricFamily,
+            "ocsd_post_latency_max_seconds",
+            "The slowest POST so far (start to answer or failure), by kind",
+            ["kind"],
+            (((kind,), counters.slowest[kind]) for kind in kinds if kind in counters.slowest),
         )
 
     @staticmethod

@@ -127,6 +127,8 @@ def _summary_table(summary: RunSummary) -> str:
             " / ".join(format_value("tick_lateness_p99", tick[name]) for name in ("p50", "p99")),
         )
     )
+    for fault, count in summary.faults.items():
+        rows.append((f"fault injected: {fault}", f"{count:,}"))
     cells = [f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows]
     for result in summary.thresholds:
         state = "pass" if result.passed else "fail"

@@ -45,6 +45,7 @@ class RunSummary:
     tick_lateness_s: dict[str, float | None]  # p50/p99
     figures: dict[str, float | None]  # by threshold metric name
     thresholds: tuple[ThresholdResult, ...]
+    faults: dict[str, int]  # injected on purpose, by kind
 
     @property
     def passed(self) -> bool:
@@ -61,6 +62,7 @@ class RunSummary:
             "dropped": self.dropped,
             "latency_s": self.latency_s,
             "tick_lateness_s": self.tick_lateness_s,
+            "faults_injected": self.faults,
             "figures": self.figures,
             "thresholds": [
                 {
@@ -122,8 +124,9 @@ def summarize(
         "notifications_dropped": total_dropped,
     }
     assert set(values) == set(METRICS), "every metric a threshold may name has a value"
+    faults = {kind.replace("_", "-"): count for kind, count in sorted(counters.faults.items())}
     return RunSummary(
-        duration_s, sent, failed, dropped, latency, tick, values, check(thresholds, values)
+        duration_s, sent, failed, dropped, latency, tick, values, check(thresholds, values), faults
     )
 
 
@@ -172,6 +175,8 @@ def render_table(summary: RunSummary) -> str:
     rows.append(("throughput", format_value("throughput", summary.figures["throughput"])))
     tick = summary.tick_lateness_s
     rows.append(("tick lateness p50 / p99", f"{_ms(tick['p50'])} / {_ms(tick['p99'])}"))
+    for fault, count in summary.faults.items():
+        rows.append((f"fault injected: {fault}", f"{count:,}"))
     for result in summary.thresholds:
         verdict = "pass" if result.passed else "FAIL"
         value = format_value(result.threshold.metric, result.value)
