@@ -1,4 +1,4 @@
-# Container image of ocsd. See README.md, "Running in a container".
+# Container image of ocsd. See docs/operations.md, "Running in a container".
 #
 #   docker build -t ocsd:local .
 #   docker build -t ocsd:local --build-arg BASE_IMAGE=registry.example/python:3.11-slim .
@@ -97,9 +97,11 @@ ENV PATH=/opt/ocsd/venv/bin:$PATH \
     OCSD_OUTBOX_PATH=/var/lib/ocsd/outbox.sqlite3 \
     OCSD_DEAD_LETTER_PATH=/var/lib/ocsd/deadletters.jsonl
 
-# delivery-mode = reliable keeps its outbox and dead letters here: mount a volume so they
-# survive the container.
-VOLUME /var/lib/ocsd
+# delivery-mode = reliable keeps its outbox and dead letters in /var/lib/ocsd (owned by the
+# ocsd user): mount a named volume there so they survive the container,
+#   docker run -v ocsd-data:/var/lib/ocsd ... ocsd:local
+# (docker-compose.yml does). No VOLUME instruction on purpose: it would leave an anonymous
+# volume behind every plain `docker run`, even when delivery-mode = fast writes nothing.
 
 USER ${OCSD_UID}:${OCSD_GID}
 WORKDIR /tmp

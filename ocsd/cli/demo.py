@@ -15,7 +15,6 @@ import contextlib
 import signal
 import sys
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,32 +33,41 @@ STOP_GRACE = 3.0
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    # the ranges of the options they stand for (time-scale, campaigngroup-states-interval)
+    from ocsd.cli.arguments import bounded, listen_port, record_path
+    from ocsd.config import ranges
+
     parser.add_argument(
         "--port",
-        type=int,
+        type=listen_port,
         default=DEFAULT_PORT,
-        help=f"port of the sink and dashboard on {HOST} (default {DEFAULT_PORT}; 0: any free)",
+        help=f"port of the sink and dashboard on {HOST}, 1 to 65535 (0: any free port)",
     )
     parser.add_argument(
         "--control-port",
-        type=int,
+        type=listen_port,
         default=DEFAULT_CONTROL_PORT,
-        help=f"port of the daemon's control API on {HOST} (default {DEFAULT_CONTROL_PORT}; 0: any free)",
+        help=f"port of the daemon's control API on {HOST}, 1 to 65535 (0: any free port)",
     )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=bounded(ranges.TIME_SCALE),
         default=DEFAULT_TIME_SCALE,
-        help=f"simulated seconds per wall second (default {DEFAULT_TIME_SCALE:g})",
+        metavar="FACTOR",
+        help=f"simulated seconds per wall second ({ranges.TIME_SCALE.allowed()})",
     )
     parser.add_argument(
         "--interval",
-        type=int,
+        type=bounded(ranges.INTERVAL),
         default=DEFAULT_INTERVAL,
-        help=f"seconds between periodic notifications (default {DEFAULT_INTERVAL})",
+        metavar="SECONDS",
+        help="seconds between periodic notifications (0 turns them off)",
     )
     parser.add_argument(
-        "--record", type=Path, help="also append every message and its verdict as JSON lines"
+        "--record",
+        type=record_path,
+        metavar="FILE",
+        help="also append every message and its verdict as JSON lines (default: no record)",
     )
     parser.add_argument(
         "--quiet",
@@ -67,7 +75,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out the per-message log lines (81000/81001 and the sink's verdicts)",
     )
-    parser.add_argument("--log-format", choices=["console", "json", "genesys"], default="console")
+    parser.add_argument(
+        "--log-format",
+        choices=["console", "json", "genesys"],
+        default="console",
+        help="how log lines look",
+    )
 
 
 def _quiet_filter(
@@ -88,19 +101,8 @@ def _print(text: str) -> None:
 
 
 async def demo(args: argparse.Namespace) -> int:
-    from ocsd.config import ranges
     from ocsd.config.settings import ConfigError, load_settings
 
-    checks = (  # the ranges of the options they stand for (the settings are not re-read)
-        ("--interval", args.interval, ranges.INTERVAL),
-        ("--time-scale", args.time_scale, ranges.TIME_SCALE),
-        ("--port", args.port, ranges.CONTROL_PORT),
-        ("--control-port", args.control_port, ranges.CONTROL_PORT),
-    )
-    for option, value, bound in checks:
-        if problem := bound.problem(value):
-            _print(f"ocsd demo: {option}: {problem}")
-            return 2
     try:
         example = load_settings(None)  # the bundled example, OCSD_* environment applied
     except ConfigError as exc:

@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import argparse
 import gc
+import http.client
 import json
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from http import HTTPStatus
+from typing import Any, TypeAlias
 
-from ocsd.config.ranges import HTTP_RESPONSE_TIMEOUT
+from ocsd.cli.arguments import (
+    Parser,
+    bearer_token,
+    bounded,
+    file_path,
+    genesys_value,
+    host,
+    http_url,
+    listen_port,
+    record_path,
+)
+from ocsd.config.ranges import (
+    CONTROL_IDLE_TIMEOUT,
+    CONTROL_MAX_CONNECTIONS,
+    DBID,
+    HTTP_RESPONSE_TIMEOUT,
+    OPTIMIZE_GOAL,
+    Bound,
+)
 from ocsd.config.settings import (
     ConfigError,
     Settings,
@@ -22,11 +41,10 @@ from ocsd.config.settings import (
     launch_settings,
     load_settings,
 )
-from ocsd.core.genesys import (
-    GSW_AUTO_COMPLETION,
-)
+from ocsd.core.genesys import GSW_AUTO_COMPLETION, DialMode, OptimizeBy
 from ocsd.core.verdict import Threshold, ThresholdError, parse_thresholds
 from ocsd.logs.redact import redact_uri
+from ocsd.service import API_HEADER, CONTROL_API
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
 
@@ -130,6 +148,27 @@ CTL_REQUESTS = {
     "force-unload": "ForceUnloadCampaign",
 }
 
+#: Exit status of ``ocsd ctl`` when no control API answered (none there, or not ocsd's).
+UNREACHABLE = 3
+
+DBID_HELP = "the campaign group's DBID"
+
+#: ``ocsd ctl --timeout``: as http-response-timeout.
+CTL_TIMEOUT = HTTP_RESPONSE_TIMEOUT
+
+#: ``ocsd sink`` options: a body up to 1 GiB, up to 64 GiB of kept messages; the idle
+#: timeout and connection cap as the control API's.
+MAX_BODY = Bound(1, 1024**3, "bytes", whole=True)
+KEEP_BYTES = Bound(1, 64 * 1024**3, "bytes", whole=True)
+IDLE_TIMEOUT = CONTROL_IDLE_TIMEOUT
+MAX_CONNECTIONS = CONTROL_MAX_CONNECTIONS
+
+#: ``ocsd ctl health`` reads the /healthz of the daemon or of an ``ocsd sink``.
+HEALTH_OF = frozenset({CONTROL_API, "sink"})
+
+#: Groups asked for per page when ``ocsd ctl status`` lists them all.
+CTL_PAGE = 1000
+
 
 def _control_settings(args: argparse.Namespace) -> Settings:
     """The daemon's settings as ``ocsd ctl`` can know them: --config (or $OCSD_CONFIG,
@@ -158,7 +197,26 @@ def _control_token(args: argparse.Namespace, settings: Settings) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
-def _call(method: str, url: str, timeout: float, token: str | None = None) -> tuple[int, Any]:
+class NotControlApi(Exception):
+    """What answered at the URL is not an ocsd control API (a sink, another server)."""
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return {"error": raw.decode("utf-8", "replace")}
+
+
+def _call(
+    method: str,
+    url: str,
+    timeout: float,
+    token: str | None = None,
+    served_by_ok: frozenset[str] = frozenset({CONTROL_API}),
+) -> tuple[int, Any]:
+    """One request; the status and the decoded JSON answer. Raises NotControlApi when the
+    answer's ``X-Ocsd-Api`` header is not one of ``served_by_ok`` (the control API's)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if method == "POST":  # urllib would say form-urlencoded, which the control API refuses
         headers["Content-Type"] = "application/json"
@@ -167,21 +225,28 @@ def _call(method: str, url: str, timeout: float, token: str | None = None) -> tu
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
+            code, answer_headers, raw = response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            return exc.code, json.loads(raw)
-        except ValueError:
-            return exc.code, {"error": raw.decode("utf-8", "replace")}
+        code, answer_headers, raw = exc.code, exc.headers, exc.read()
+    served_by = answer_headers.get(API_HEADER, "") if answer_headers is not None else ""
+    if served_by not in served_by_ok:
+        path = urllib.parse.urlsplit(url).path
+        raise NotControlApi(not_control_api(method, path, code, served_by))
+    return code, _decoded(raw)
 
 
-#: ``ocsd ctl --timeout``: as http-response-timeout (inf, nan or -1 raised in urllib).
-CTL_TIMEOUT = HTTP_RESPONSE_TIMEOUT
-
-
-#: Groups asked for per page when ``ocsd ctl status`` lists them all.
-CTL_PAGE = 1000
+def not_control_api(method: str, path: str, code: int, served_by: str) -> str:
+    """Why an answer shows that ``ocsd ctl`` reached something else than the control API."""
+    what = "an ocsd sink (the receiver)" if served_by == "sink" else "not an ocsd control API"
+    try:
+        reason = HTTPStatus(code).phrase
+    except ValueError:
+        reason = ""
+    return (
+        f"is {what}: {method} {path} answered {code} {reason}".rstrip()
+        + "; the daemon's control API listens on control-port (default 8090): "
+        "check --url or --config"
+    )
 
 
 def _every_group(base: str, timeout: float, token: str | None) -> tuple[int, Any]:
@@ -199,74 +264,119 @@ def _every_group(base: str, timeout: float, token: str | None) -> tuple[int, Any
     return 200, {"campaigngroups": groups, "total": len(groups)}
 
 
+def _ctl_request(args: argparse.Namespace, base: str, token: str | None) -> tuple[int, Any]:
+    """The request ``args`` asks for, sent; its status and answer."""
+    if args.action == "status" and args.dbid:
+        return _call("GET", f"{base}/campaigngroups/{args.dbid}", args.timeout, token)
+    if args.action == "status":
+        return _every_group(base, args.timeout, token)
+    if args.action == "health":  # the sink's too: its container's health check uses it
+        return _call("GET", f"{base}/healthz", args.timeout, served_by_ok=HEALTH_OF)
+    query: dict[str, str] = {"req": CTL_REQUESTS[args.action]}
+    for name in ("dialmode", "optimizeby", "optimizegoal"):
+        value = getattr(args, name, None)
+        if value is not None:
+            query[name] = str(value)
+    if getattr(args, "auto_complete", None) is not None:
+        query[GSW_AUTO_COMPLETION] = "1" if args.auto_complete else "0"
+    url = f"{base}/campaigngroups/{args.dbid}?{urllib.parse.urlencode(query)}"
+    return _call("POST", url, args.timeout, token)
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
-    if problem := CTL_TIMEOUT.problem(args.timeout):
-        print(f"ocsd ctl: --timeout: {problem}", file=sys.stderr)
-        return 2
     settings = _control_settings(args)
     base = _control_url(args, settings)
     token = _control_token(args, settings)
+    where = redact_uri(base)
     try:
-        if args.action == "status" and args.dbid:
-            code, data = _call("GET", f"{base}/campaigngroups/{args.dbid}", args.timeout, token)
-        elif args.action == "status":
-            code, data = _every_group(base, args.timeout, token)
-        elif args.action == "health":
-            code, data = _call("GET", f"{base}/healthz", args.timeout)
-        else:
-            query: dict[str, str] = {"req": CTL_REQUESTS[args.action]}
-            for name in ("dialmode", "optimizeby", "optimizegoal"):
-                value = getattr(args, name, None)
-                if value is not None:
-                    query[name] = str(value)
-            if getattr(args, "auto_complete", None) is not None:
-                query[GSW_AUTO_COMPLETION] = "1" if args.auto_complete else "0"
-            url = f"{base}/campaigngroups/{args.dbid}?{urllib.parse.urlencode(query)}"
-            code, data = _call("POST", url, args.timeout, token)
-    except (urllib.error.URLError, OSError) as exc:
+        code, data = _ctl_request(args, base, token)
+    except NotControlApi as exc:
+        print(f"ocsd ctl: {where} {exc}", file=sys.stderr)
+        return UNREACHABLE
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
-        where = redact_uri(base)
         print(f"ocsd ctl: cannot reach the control API at {where}: {reason}", file=sys.stderr)
-        return 3
+        return UNREACHABLE
     print(json.dumps(data, indent=2))
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        print(f"ocsd ctl: {' '.join(data['message'].split())}", file=sys.stderr)
     return 0 if 200 <= code < 300 else 1
 
 
+#: The subcommands of a parser (``ocsd``'s commands, ``ocsd ctl``'s actions).
+Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+RUN_EPILOG = (
+    "Environment: OCSD_CONFIG names the INI file when --config is not given. Every option "
+    "of the [ocsd] and [OCServer] sections can also be set as OCSD_<OPTION> (upper case, "
+    "'-' as '_'), e.g. OCSD_CONTROL_PORT=8091 or OCSD_CAMPAIGNGROUP_STATES_URI=...; the "
+    "environment wins over the file. SIGHUP reloads the file; SIGTERM stops the daemon."
+)
+
+
+def _command(
+    commands: Commands,
+    name: str,
+    summary: str,
+    description: str | None = None,
+    **kwargs: Any,
+) -> Parser:
+    """A subcommand listed with its one-line ``summary`` (also its description unless a
+    longer one is given)."""
+    parser: Parser = commands.add_parser(
+        name,
+        help=summary,
+        description=description or f"{summary[0].upper()}{summary[1:]}.",
+        **kwargs,
+    )
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser, text: str = CONFIG_HELP) -> None:
+    parser.add_argument("--config", "-c", type=file_path, metavar="FILE", help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ocsd",
         description="Simulator of the Genesys OCS campaign engine and its CampaignGroupState feed.",
+        epilog="Run 'ocsd COMMAND --help' for the options of a command.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_run(commands)
 
-    check = commands.add_parser("check-config", help="validate a configuration and print it")
-    check.add_argument("--config", "-c", help=CONFIG_HELP)
+    check = _command(
+        commands, "check-config", "validate a configuration and print its effective settings"
+    )
+    _config_option(check)
     check.set_defaults(func=cmd_check_config)
 
     _add_ctl(commands)
 
     from ocsd.cli import simulate as simulate_command
 
-    simulate = commands.add_parser(
-        "simulate", help="run one group's dialing simulation offline, as fast as the CPU allows"
+    simulate = _command(
+        commands,
+        "simulate",
+        "run one group's dialing simulation offline, as fast as the CPU allows",
     )
     simulate_command.configure_parser(simulate)
     simulate.set_defaults(func=simulate_command.run)
 
     _add_sink(commands)
 
-    schema = commands.add_parser(
-        "schema", help="print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
+    schema = _command(
+        commands, "schema", "print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
     )
     schema.set_defaults(func=cmd_schema)
 
     from ocsd.cli import demo as demo_command
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        help="the daemon, the sink and its dashboard in one process, every example group running",
+        "the daemon, the sink and its dashboard in one process, every example group running",
         description=(
             "Run the sink (with its dashboard) and the daemon on the bundled example "
             "configuration, posting to that sink, every group loaded and started, at a time "
@@ -278,9 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config", "-c", help=CONFIG_HELP)
+def _add_run(commands: Commands) -> None:
+    run = _command(commands, "run", "run the daemon", epilog=RUN_EPILOG)
+    _config_option(run)
     run.add_argument(
         "--start-all",
         action="store_true",
@@ -305,13 +415,13 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     run.add_argument(
         "--summary-json",
-        type=Path,
+        type=record_path,
         metavar="FILE",
         help="also write the run summary as JSON to FILE",
     )
     run.add_argument(
         "--report",
-        type=Path,
+        type=record_path,
         metavar="FILE.html",
         help="also write a self-contained HTML report with charts over time (receiver "
         "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html",
@@ -319,89 +429,156 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.set_defaults(func=cmd_run)
 
 
-def _add_ctl(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ctl = commands.add_parser("ctl", help="drive a running daemon through its control API")
-    ctl.add_argument(
-        "--url", help="control API base URL (default: from --config, else http://127.0.0.1:8090)"
+def _add_ctl(commands: Commands) -> None:
+    ctl = _command(
+        commands,
+        "ctl",
+        "drive a running daemon through its control API",
+        description=(
+            "Send a request to a running daemon's control API and print its JSON answer. "
+            "Exit status: 0 done, 1 the daemon refused, 2 a bad argument, 3 the control API "
+            "could not be reached (or the URL is not an ocsd control API)."
+        ),
     )
-    ctl.add_argument("--config", "-c", help="read control-host/control-port from this INI")
     ctl.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds to wait for an answer (0.1 to 3600)"
+        "--url",
+        type=http_url,
+        help="control API base URL (default: control-host and control-port of --config, "
+        "else http://127.0.0.1:8090)",
+    )
+    _config_option(
+        ctl,
+        "INI file to read control-host, control-port and control-token from "
+        "(default: $OCSD_CONFIG, else the embedded example)",
+    )
+    ctl.add_argument(
+        "--timeout",
+        type=bounded(CTL_TIMEOUT),
+        default=5.0,
+        metavar="SECONDS",
+        help=f"seconds to wait for an answer ({CTL_TIMEOUT.allowed()})",
     )
     ctl.add_argument(
         "--token",
+        type=bearer_token,
         help="bearer token of [ocsd] control-token (default: $OCSD_CONTROL_TOKEN, else --config)",
     )
-    actions = ctl.add_subparsers(dest="action", required=True, metavar="ACTION")
-    status = actions.add_parser("status", help="all groups, or one by DBID")
-    status.add_argument("dbid", nargs="?", type=int)
-    actions.add_parser("health", help="the daemon's /healthz")
-    for name in CTL_REQUESTS:
-        sub = actions.add_parser(name, help=f"{CTL_REQUESTS[name]} request for a group")
-        sub.add_argument("dbid", type=int)
+    _add_ctl_actions(ctl.add_subparsers(dest="action", required=True, metavar="ACTION"))
+    ctl.set_defaults(func=cmd_ctl)
+
+
+def _add_ctl_actions(actions: Commands) -> None:
+    status = _command(actions, "status", "show every group, or the one with this DBID")
+    status.add_argument("dbid", nargs="?", type=bounded(DBID), help=DBID_HELP + " (default: all)")
+    _command(actions, "health", "show the daemon's /healthz (liveness; an ocsd sink's too)")
+    for name, request in CTL_REQUESTS.items():
+        sub = _command(
+            actions,
+            name,
+            f"send {'an' if request[0] in 'AEIOU' else 'a'} {request} request for a group",
+        )
+        sub.add_argument("dbid", type=bounded(DBID), help=DBID_HELP)
         if name in ("start", "setmode"):
             sub.add_argument(
-                "--dialmode", "--mode", dest="dialmode", help="e.g. predictive, progressive, 1"
+                "--dialmode",
+                "--mode",
+                dest="dialmode",
+                type=genesys_value(DialMode),
+                help="e.g. predictive, progressive, 1 (default: the group's dial-mode)",
             )
-            sub.add_argument("--optimizeby", help="e.g. busy-factor, overdial-rate, 1")
-            sub.add_argument("--optimizegoal", "--goal", dest="optimizegoal", type=int)
+            sub.add_argument(
+                "--optimizeby",
+                type=genesys_value(OptimizeBy),
+                help="e.g. busy-factor, overdial-rate, 1 (default: the group's optimize-by)",
+            )
+            sub.add_argument(
+                "--optimizegoal",
+                "--goal",
+                dest="optimizegoal",
+                type=bounded(OPTIMIZE_GOAL),
+                help="percent or seconds, as optimize-by wants (default: the group's "
+                "optimize-goal)",
+            )
         if name in ("load", "start", "setmode"):
             sub.add_argument(
                 "--auto-complete",
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help="GSW_AUTO_COMPLETION for this request",
+                help="GSW_AUTO_COMPLETION for this request (default: the group's auto-complete)",
             )
-    ctl.set_defaults(func=cmd_ctl)
 
 
-def _add_sink(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sink = commands.add_parser(
+def _add_sink(commands: Commands) -> None:
+    sink = _command(
+        commands,
         "sink",
-        help="a receiver that validates every message (schema and life cycle), with a dashboard",
+        "a receiver that validates every message (schema and life cycle), with a dashboard",
         description=(
             "Accept CampaignGroupState POSTs, judge each against the JSON Schema and the "
             "life-cycle rules (2xx valid, 4xx with a JSON error naming the field or rule), "
             "log one line per message, and serve a live dashboard at /."
         ),
     )
-    sink.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sink.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free)")
+    sink.add_argument("--host", type=host, default="127.0.0.1", help="address to listen on")
     sink.add_argument(
-        "--record", type=Path, help="append every message and its verdict as JSON lines"
+        "--port",
+        type=listen_port,
+        default=8080,
+        help="port to listen on, 1 to 65535 (0: any free port, shown in the start-up line)",
     )
     sink.add_argument(
+        "--record",
+        type=record_path,
+        metavar="FILE",
+        help="append every message and its verdict as JSON lines (default: no record)",
+    )
+    _add_sink_limits(sink)
+    sink.add_argument(
+        "--log-format", choices=["json", "console"], default="json", help="how log lines look"
+    )
+    sink.add_argument(
+        "--dashboard-url",
+        type=http_url,
+        metavar="URL",
+        help="where people open the dashboard, when that is not the address listened on "
+        "(a published container port, a proxy); only printed in the start-up line "
+        "(default: http://HOST:PORT/, with 127.0.0.1 for 0.0.0.0)",
+    )
+    sink.set_defaults(func=cmd_sink)
+
+
+def _add_sink_limits(sink: argparse.ArgumentParser) -> None:
+    """What one sink takes at most: body size, memory, idle time, connections."""
+    sink.add_argument(
         "--max-body",
-        type=int,
+        type=bounded(MAX_BODY),
         default=1024 * 1024,
         metavar="BYTES",
-        help="largest body accepted; larger ones get 413 (default 1 MiB)",
+        help="largest body accepted; larger ones get 413",
     )
     sink.add_argument(
         "--keep-bytes",
-        type=int,
+        type=bounded(KEEP_BYTES),
         default=32 * 1024 * 1024,
         metavar="BYTES",
         help="memory the latest messages (GET /messages) may take, as JSON text; the oldest "
-        "go first (default 32 MiB; at most 1,000 messages in any case)",
+        "go first (at most 1,000 messages in any case)",
     )
     sink.add_argument(
         "--idle-timeout",
-        type=float,
+        type=bounded(IDLE_TIMEOUT),
         default=60.0,
         metavar="SECONDS",
-        help="close a connection idle this long (before a request or between two; default 60)",
+        help="close a connection idle this long (before a request or between two)",
     )
     sink.add_argument(
         "--max-connections",
-        type=int,
+        type=bounded(MAX_CONNECTIONS),
         default=1024,
         metavar="N",
         help="connections open at once; a new one past it closes the oldest idle one "
-        "(default 1024, lowered to fit under the file limit)",
+        "(lowered to fit under the file limit)",
     )
-    sink.add_argument("--log-format", choices=["json", "console"], default="json")
-    sink.set_defaults(func=cmd_sink)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

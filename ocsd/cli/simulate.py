@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from ocsd.cli.arguments import bounded, file_path, genesys_value
 from ocsd.config.definitions import group_model
-from ocsd.config.ranges import Bound
+from ocsd.config.ranges import OPTIMIZE_GOAL, SEED, Bound
 from ocsd.config.settings import ConfigError, Settings, launch_settings, load_settings
 from ocsd.core.genesys import GVP_MODES, DialMode, OptimizeBy, is_predictive, label, parse_enum
 from ocsd.core.lifecycle import Dialing, DialingChange, validate_dialing
@@ -47,6 +48,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         "-c",
+        type=file_path,
+        metavar="FILE",
         help="INI file (default: $OCSD_CONFIG, else the example embedded in the package)",
     )
     parser.add_argument(
@@ -56,18 +59,29 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--mode",
         "--dialmode",
         dest="mode",
-        help="dial mode instead of the configured one, e.g. predictive, progressive, 1",
+        type=genesys_value(DialMode),
+        help="dial mode instead of the configured one, e.g. predictive, progressive, 1 "
+        "(default: the group's dial-mode)",
     )
     parser.add_argument(
-        "--optimizeby", help="optimization method (predictive modes), e.g. busy-factor, 2"
+        "--optimizeby",
+        type=genesys_value(OptimizeBy),
+        help="optimization method (predictive modes), e.g. busy-factor, 2 "
+        "(default: the group's optimize-by)",
     )
     parser.add_argument(
         "--goal",
         "--optimizegoal",
         dest="goal",
-        type=int,
-        help="optimization goal: percent (busy factor, overdial rate) or seconds",
+        type=bounded(OPTIMIZE_GOAL),
+        help="optimization goal: percent (busy factor, overdial rate) or seconds "
+        "(default: the group's optimize-goal)",
     )
+    _add_output_options(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """How long to run, how often to write a row, and where."""
     end = parser.add_mutually_exclusive_group()
     end.add_argument(
         "--until",
@@ -88,12 +102,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help=f"simulated seconds between rows (default: {DEFAULT_INTERVAL:g})",
     )
     parser.add_argument(
-        "--seed", type=int, help=f"random seed (default: [ocsd] seed, else {DEFAULT_SEED})"
+        "--seed",
+        type=bounded(SEED),
+        help=f"random seed (default: [ocsd] seed, else {DEFAULT_SEED})",
     )
     parser.add_argument(
         "--format", choices=("csv", "jsonl"), default="csv", help="timeline format (default: csv)"
     )
-    parser.add_argument("--output", "-o", metavar="FILE", help="timeline file (default: stdout)")
+    parser.add_argument(
+        "--output", "-o", type=file_path, metavar="FILE", help="timeline file (default: stdout)"
+    )
 
 
 class _UsageError(Exception):

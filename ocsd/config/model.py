@@ -48,7 +48,7 @@ _SHARD = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*")
 
 #: Bounds of the control API's connection options.
 _HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.\-]*[a-z0-9_])?|[0-9a-f:.]+")
-_ORIGIN = re.compile(r"https?://(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+_ORIGIN = re.compile(r"https?://(?:[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?")
 
 
 def _comma_list(value: Any) -> list[str]:
@@ -65,7 +65,7 @@ class ConfigError(Exception):
 
 
 def derive_uuid(dbid: int) -> str:
-    """The stable UUID of a group that has none configured (spec 2: derived from the DBID)."""
+    """The stable UUID of a group that has none configured (docs/contract.md#formats: derived from the DBID)."""
     return str(uuid.uuid5(UUID_NAMESPACE, f"campaign-group/{dbid}"))
 
 
@@ -185,7 +185,7 @@ class CampaignGroupSettings(BaseModel):
     @field_validator("template")
     @classmethod
     def _empty_template_is_none(cls, value: str | None) -> str | None:
-        """Spec 2: the template name is sent only if configured; `template =` is not."""
+        """docs/contract.md#presence: the template name is sent only if configured; `template =` is not."""
         return value or None
 
     @field_validator("uuid")
@@ -233,7 +233,7 @@ class Settings(BaseSettings):
     # environment, check-config and the generated reference read; split, it would scatter
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    # [OCServer]: spec section 6
+    # [OCServer]: docs/contract.md#options
     send_campaigngroup_states: bool = False
     campaigngroup_states_uri: str | None = None
     campaigngroup_states_interval: Annotated[int, ranges.INTERVAL] = 10
@@ -246,7 +246,7 @@ class Settings(BaseSettings):
     @field_validator("tenant_name", "tenant_ccid")
     @classmethod
     def _empty_tenant_is_unknown(cls, value: str) -> str:
-        """Spec 2: "Unknown" when not configured, and an empty value configures nothing."""
+        """docs/contract.md#formats: "Unknown" when not configured, and an empty value configures nothing."""
         return value.strip() or "Unknown"
 
     # [ocsd]
@@ -260,7 +260,7 @@ class Settings(BaseSettings):
     # At a stop, in-flight POSTs get min(http-response-timeout, shutdown-grace) seconds, so
     # a container stops within docker's default 10 s even with a receiver that hangs.
     shutdown_grace: Annotated[float, ranges.SHUTDOWN_GRACE] = 8.0
-    # Delivery: "ocs" = one attempt, no retry (spec section 1); "reliable" = at-least-once
+    # Delivery: "ocs" = one attempt, no retry (docs/contract.md#delivery); "reliable" = at-least-once
     # with retries, an outbox on disk and a dead-letter file (see notifier.ReliableNotifier).
     delivery_mode: Literal["ocs", "reliable"] = "ocs"
     # Seconds before the 2nd, 3rd, ... attempt (the last one repeats); jitter +-20 %.
@@ -373,8 +373,12 @@ class Settings(BaseSettings):
         origins = []
         for origin in _comma_list(value):
             origin = origin.lower().removesuffix("/")
-            if origin != "*" and not _ORIGIN.fullmatch(origin):
+            match = _ORIGIN.fullmatch(origin)
+            if origin != "*" and not match:
                 raise ValueError(f"{origin[:80]!r} is not an origin like https://host[:port]")
+            port = match.group(1) if match else None
+            if port is not None and (problem := ranges.PORT.problem(int(port))):
+                raise ValueError(f"{origin[:80]!r}: the port {problem}")
             origins.append(origin)
         return tuple(origins)
 

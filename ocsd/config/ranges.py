@@ -9,7 +9,7 @@ timer), a ``campaigngroup-states-interval`` of 1e24 crashed the start-up log (or
 writes 64-bit integers), ``stats-window = 1e-30`` froze the event loop (the window's
 buckets were thinner than the resolution of the simulated clock), and a DBID beyond 64 bits
 could not be written in a JSON answer. Every bound below says why it is where it is; the
-README's option tables show the same text as :meth:`Bound.allowed`.
+configuration reference (docs/configuration.md), made from the model, shows each range.
 """
 
 from __future__ import annotations

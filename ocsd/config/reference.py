@@ -33,6 +33,7 @@ from ocsd.config.model import (
     Settings,
     Shard,
 )
+from ocsd.config.ranges import MAX_RETRY_STEPS, RETRY_DELAY
 from ocsd.config.settings import LaunchSettings
 from ocsd.core.genesys import label
 
@@ -173,7 +174,8 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
         ),
         "retry_schedule": (
             "`reliable`: seconds before the 2nd, 3rd, ... attempt, the last one "
-            "repeating, each with ±20 % jitter; each delay > 0 and ≤ 86400, at most 100."
+            f"repeating, each with ±20 % jitter; each delay {RETRY_DELAY.allowed()}, "
+            f"at most {MAX_RETRY_STEPS} of them."
         ),
         "max_attempts": (
             "`reliable`: attempts per state notification in all before it goes to the "

@@ -1,4 +1,4 @@
-"""The CampaignGroupState JSON body (spec section 2), built from an immutable snapshot."""
+"""The CampaignGroupState JSON body (docs/contract.md#body), built from an immutable snapshot."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _number(value: float | None) -> float | None:
 
 
 def build_body(snapshot: GroupSnapshot, tenant: Tenant) -> dict[str, Any]:
-    """The JSON object of spec section 2; optional fields are left out, not null."""
+    """The JSON object of docs/contract.md#body; optional fields are left out, not null."""
     return {
         GSW_USER_EVENT: USER_EVENT,
         GSW_DATE_TIME: format_date_time(snapshot.at),

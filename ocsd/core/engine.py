@@ -281,7 +281,7 @@ class Engine:
         return [self._snapshot(group, t, sim_now) for t in transitions]
 
     def periodic(self, now: float) -> list[GroupSnapshot]:
-        """One periodic snapshot per loaded group at ``now`` (spec 1: active means loaded)."""
+        """One periodic snapshot per loaded group at ``now`` (docs/contract.md#periodic-notifications: active means loaded)."""
         snapshots = []
         for dbid in self._groups:
             self.bring_up_to_date(dbid, now)

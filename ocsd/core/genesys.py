@@ -1,9 +1,9 @@
 """Every Genesys name and number of the CampaignGroupState contract, in one place.
 
-The enumerations of spec section 4, the ``GSW_*`` field names of section 2, the
-request names of OCS's HTTP interface (section 5) and the trace messages 81000/81001
-(section 7). Body, validation, sink, logs and cli take them from here; nothing else
-hard-codes them. The rules the spec leaves to ocsd (which dial-mode switches are
+The enumerations (docs/contract.md#enumerations), the ``GSW_*`` field names (#fields), the
+request names of OCS's HTTP interface (#requests) and the trace messages 81000/81001
+(#log-messages). Body, validation, sink, logs and cli take them from here; nothing else
+hard-codes them. The rules the vendor documentation leaves to ocsd (which dial-mode switches are
 allowed while running) live here too, so there is one obvious place to change them.
 """
 
@@ -13,7 +13,7 @@ import re
 from enum import IntEnum, StrEnum
 from typing import TypeVar
 
-# -- the body (spec section 2) ------------------------------------------------------------
+# -- the body (docs/contract.md#fields) -----------------------------------------------------
 
 #: ``GSW_USER_EVENT`` of every body.
 USER_EVENT = "CampaignGroupState"
@@ -42,10 +42,10 @@ GSW_STAT_TIME_TO_COMPLETE = "GSW_STAT_TIME_TO_COMPLETE"
 GSW_CALLING_LISTS = "GSW_CALLING_LISTS"
 GSW_CALLING_LIST_NAME = "GSW_CALLING_LIST_NAME"
 GSW_CALLING_LIST_DBID = "GSW_CALLING_LIST_DBID"
-#: The request attribute that asks for auto-completion (spec section 5).
+#: The request attribute that asks for auto-completion (docs/contract.md#auto-completion).
 GSW_AUTO_COMPLETION = "GSW_AUTO_COMPLETION"
 
-# -- the trace log messages (spec section 7) ---------------------------------------------
+# -- the trace log messages (docs/contract.md#log-messages) ---------------------------------
 
 MSG_STATE = 81000
 MSG_PERIODIC = 81001
@@ -71,11 +71,11 @@ class Request(StrEnum):
     FORCE_UNLOAD = "ForceUnloadCampaign"
 
 
-# -- the enumerations (spec section 4) ------------------------------------------------------
+# -- the enumerations (docs/contract.md#enumerations) ---------------------------------------
 
 
 class DialMode(IntEnum):
-    """Genesys CfgDialMode (spec 4.1)."""
+    """Genesys CfgDialMode (docs/contract.md#dial-mode)."""
 
     NONE = 0
     PREDICTIVE = 1
@@ -92,7 +92,7 @@ class DialMode(IntEnum):
 
 
 class OptimizeBy(IntEnum):
-    """Genesys CfgOptimizationMethod (spec 4.2); Maximum Gain is not offered."""
+    """Genesys CfgOptimizationMethod (docs/contract.md#optimize-by); Maximum Gain is not offered."""
 
     NONE = 0
     BUSY_FACTOR = 1
@@ -102,7 +102,7 @@ class OptimizeBy(IntEnum):
 
 
 class GroupStatus(IntEnum):
-    """GSW_CM_AttrGroupCampStatus (spec 4.3)."""
+    """GSW_CM_AttrGroupCampStatus (docs/contract.md#status)."""
 
     UNKNOWN = -1
     NOT_LOADED = 0
@@ -114,7 +114,7 @@ class GroupStatus(IntEnum):
 
 
 class Action(IntEnum):
-    """CMMessageType of the request behind a notification (spec 4.4)."""
+    """CMMessageType of the request behind a notification (docs/contract.md#action)."""
 
     PERIODIC = 0  # [ocsd decision] periodic notifications carry action 0
     LOAD = 7
@@ -126,7 +126,7 @@ class Action(IntEnum):
 
 
 class Actor(IntEnum):
-    """Who caused a notification (spec section 2)."""
+    """Who caused a notification (docs/contract.md#actor)."""
 
     UNKNOWN = 0  # also used on periodic notifications [ocsd decision]
     CLIENT = 1  # a request through the control API
@@ -159,7 +159,7 @@ def is_predictive(mode: DialMode) -> bool:
 def dial_mode_switch_refusal(current: DialMode, new: DialMode) -> str | None:
     """Why a running group may not switch from ``current`` to ``new``, or None if it may.
 
-    Spec 4.1: predictive and progressive modes (and their seizing variants) switch into
+    docs/contract.md#dial-mode-changes: predictive and progressive modes (and their seizing variants) switch into
     each other while running; a switch to or from a preview mode is refused.
     [ocsd decision] A switch between an agent-based mode and a GVP mode (which has no
     agents) is refused as well; every other switch between running modes is allowed.
@@ -212,7 +212,7 @@ _STATUS_NAMES = {
 
 
 def status_name(status: GroupStatus | int) -> str:
-    """Genesys spelling of a group status, as in the spec: ``NotLoaded``, ``Running``."""
+    """Genesys spelling of a group status, as in the contract: ``NotLoaded``, ``Running``."""
     return (
         _STATUS_NAMES.get(GroupStatus(status), str(status))
         if status in _STATUS_NAMES

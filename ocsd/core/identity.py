@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-UNKNOWN = "Unknown"  # spec 2: tenant fields default to "Unknown"
+UNKNOWN = "Unknown"  # docs/contract.md#formats: tenant fields default to "Unknown"
 
 
 @dataclass(frozen=True, slots=True)

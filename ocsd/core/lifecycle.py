@@ -1,4 +1,4 @@
-"""Campaign Group life cycle (spec section 5) as a pure state machine.
+"""Campaign Group life cycle (docs/contract.md#life-cycle) as a pure state machine.
 
 A request either returns the transitions it caused (each becomes one 81000
 notification) or raises :class:`RequestRefused` and changes nothing. Time is passed
@@ -240,7 +240,7 @@ class CampaignGroup:
         if self.status == GroupStatus.RUNNING:
             transitions = self._stop(actor, now, change, auto)
         if self.calls_in_progress > 0:
-            # Spec 5: WaitingUnload while calls finish; notified when NotLoaded is reached.
+            # docs/contract.md#waiting-unload: WaitingUnload while calls finish; notified when NotLoaded is reached.
             self.status = GroupStatus.WAITING_UNLOAD
             self._unload_actor = actor
             return transitions
@@ -259,7 +259,7 @@ class CampaignGroup:
     # -- helpers ---------------------------------------------------------------
 
     def _auto_complete(self, requested: bool | None) -> bool:
-        """Spec 5: GSW_AUTO_COMPLETION is asked for per request; absent means the default."""
+        """docs/contract.md#auto-completion: GSW_AUTO_COMPLETION is asked for per request; absent means the default."""
         return self.default_auto_complete if requested is None else requested
 
     def _require(

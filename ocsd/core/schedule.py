@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[Request, ...]] = {
     "stop": (Request.STOP,),
     "unload": (Request.UNLOAD,),
     "forceunload": (Request.FORCE_UNLOAD,),
-    # Unload of a running group already stops it first (actions 10 then 8), as spec 5 says.
+    # Unload of a running group already stops it first (actions 10 then 8), as docs/contract.md#waiting-unload says.
     "complete": (Request.UNLOAD,),
 }
 _ALIASES = {"force-unload": "forceunload", "set-mode": "setmode", "setdialingmode": "setmode"}

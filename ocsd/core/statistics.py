@@ -1,4 +1,4 @@
-"""Statistics reported in every body (spec section 3): the value types.
+"""Statistics reported in every body (docs/contract.md#statistics): the value types.
 
 Each number is a non-negative float, or None when there is not enough data yet or
 the statistic does not apply to the dial mode.
@@ -84,7 +84,7 @@ def no_data(identity: GroupIdentity) -> GroupStatistics:
     )
 
 
-# -- formulas and the sliding window (spec section 3) ---------------------------------
+# -- formulas and the sliding window (docs/contract.md#statistics) -------------------
 # [ocsd decision] Every statistic is a difference of cumulative counters between now and
 # the counters recorded at a window boundary: the window is split into WINDOW_BUCKETS
 # equal buckets and covers the current (partial) bucket plus the WINDOW_BUCKETS - 1

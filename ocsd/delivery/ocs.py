@@ -1,6 +1,6 @@
 """The ``ocs`` delivery mode (default): OCS's own behaviour, one attempt per body.
 
-Spec section 1: no error handling, no retries; nothing touches the disk. State
+docs/contract.md#delivery: no error handling, no retries; nothing touches the disk. State
 notifications go before periodic ones; periodic ones are coalesced per group (only the
 newest waits, in the place of the one it replaces, so under overload every group is
 served in turn and a dead receiver never builds a stale backlog). What does not fit is

@@ -51,7 +51,7 @@ INTERNAL_ERROR = "internal error"
 log = get_logger("ocsd.delivery")
 
 
-#: The trace message id and text template of each notification kind (spec section 7).
+#: The trace message id and text template of each notification kind (docs/contract.md#log-messages).
 MESSAGES: dict[str, tuple[int, str]] = {
     "state": (MSG_STATE, STATE_TEXT),
     "periodic": (MSG_PERIODIC, PERIODIC_TEXT),

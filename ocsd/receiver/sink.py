@@ -7,9 +7,9 @@ Every POST (any path) is a notification. The sink answers:
   or one that arrived out of order is answered 200 with ``"delivery": "duplicate"`` or
   ``"out-of-order"``, counted and shown apart from the violations;
 - 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
-  body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (spec sections 2 and 4),
-  409 to a valid body that breaks the life cycle (spec section 5: a transition the spec
-  does not allow, a periodic notification for a group that is not loaded, an
+  body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (contract: The body and Enumerations, docs/contract.md#body),
+  409 to a valid body that breaks the life cycle (contract: Life cycle, docs/contract.md#life-cycle: a
+  transition it does not allow, a periodic notification for a group that is not loaded, an
   action/status pair that does not fit).
 
 Every refusal is ``{"error": "<field>: <what> [<rule>]", "field": ..., "rule": ...,
@@ -42,6 +42,7 @@ from aiohttp import web
 from ocsd.core import genesys as gsw
 from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
+from ocsd.receiver.display import duration_text
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
     DELIVERY_ANOMALIES,
@@ -221,6 +222,7 @@ def _group_view(dbid: str, at: float, received: float, body: dict[str, Any]) -> 
             for cl in body[gsw.GSW_CALLING_LISTS][:LISTS_KEPT]
         ],
         **{name: body[key] for name, key in STATISTICS},
+        "time_to_complete_text": duration_text(body[gsw.GSW_STAT_TIME_TO_COMPLETE]),
     }
 
 
@@ -552,9 +554,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+#: Every answer of the sink says what it is, so ``ocsd ctl`` pointed at it by mistake can
+#: say "that is the sink, not the control API" (the control API says ``control``).
+API_HEADER = "X-Ocsd-Api"
+
+
+async def _says_who(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[API_HEADER] = "sink"
+
+
 def create_app(sink: Sink) -> web.Application:
     """The sink's aiohttp application: POST anywhere to judge, GET the dashboard and APIs."""
     app = web.Application(client_max_size=sink.max_body)
+    app.on_response_prepare.append(_says_who)
     app.router.add_post("/{path:.*}", sink.receive)
     app.router.add_get("/", sink.static)
     app.router.add_get("/static/{name}", sink.static)
@@ -607,7 +619,8 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
     limits = ConnectionLimits(args.idle_timeout, args.max_connections)
     runner, port = await start_site(create_app(sink), args.host, args.port, limits)
     url = f"http://{url_host(args.host)}:{port}/"
-    log.info("ocsd sink listening", url=url, dashboard=url, record=str(args.record or ""))
+    dashboard = getattr(args, "dashboard_url", None) or url
+    log.info("ocsd sink listening", url=url, dashboard=dashboard, record=str(args.record or ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -619,27 +632,10 @@ async def _serve(args: argparse.Namespace, record: IO[bytes] | None) -> None:
         log.info("ocsd sink stopped", accepted=sink.accepted, refused=sink.refused)
 
 
-def _bad_argument(args: argparse.Namespace) -> str | None:
-    """The first out-of-range option, as a one-line error naming it; None when all fit."""
-    if args.max_body < 1:
-        return f"--max-body must be positive, got {args.max_body}"
-    if args.keep_bytes < 1:
-        return f"--keep-bytes must be positive, got {args.keep_bytes}"
-    if not 0 < args.idle_timeout <= 3600:  # also refuses nan
-        return f"--idle-timeout must be > 0 and <= 3600 seconds, got {args.idle_timeout}"
-    if not 1 <= args.max_connections <= 100_000:
-        return f"--max-connections must be 1..100000, got {args.max_connections}"
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     import uvloop
 
-    configure_logging(args.log_format)
-    problem = _bad_argument(args)
-    if problem:
-        log.error("ocsd sink cannot start", error=problem)
-        return 2
+    configure_logging(args.log_format)  # the options were checked by `ocsd sink`'s parser
     try:
         record = args.record.open("ab") if args.record else None
     except OSError as exc:

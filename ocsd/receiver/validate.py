@@ -1,13 +1,15 @@
-"""Judge CampaignGroupState bodies: one message against the schema, a stream against spec 5.
+"""Judge CampaignGroupState bodies: one message against the schema, a stream against the life cycle.
+
+The rules are those of ocsd's contract, docs/contract.md (#body, #life-cycle).
 
 Pure and I/O free, so every rule is unit-testable and usable from a receiver's own code:
 
 - :func:`schema_problems` holds one body against the JSON Schema shipped in the package
-  (``ocsd/schema/campaign-group-state.schema.json``, printed by ``ocsd schema``): spec
-  section 2 fields, types and presence rules, section 4 values. Each jsonschema error
+  (``ocsd/schema/campaign-group-state.schema.json``, printed by ``ocsd schema``): the
+  contract's fields, types and presence rules (#body) and values (#enumerations). Each jsonschema error
   becomes a :class:`Problem` naming the field and the rule.
 - :class:`LifeCycleChecker` follows the messages of each Campaign Group (keyed by DBID)
-  and names what the life cycle of spec section 5 does not allow (rules below).
+  and names what the contract's life cycle (#life-cycle) does not allow (rules below).
 
 Life-cycle rules (``Problem.rule``):
 
@@ -19,7 +21,7 @@ Life-cycle rules (``Problem.rule``):
     (4) or Running (5).
 ``transition``
     the action must be allowed from the status the group was left in by its previous
-    message (spec 5 table, :data:`TRANSITIONS`); a periodic notification may not show a
+    message (contract: Transitions, #transitions; :data:`TRANSITIONS`); a periodic notification may not show a
     change that was never notified (Active to Running, a new dial mode...). The one
     silent change is Active to WaitingUnload: an unload that waits for calls in progress
     is notified only when NotLoaded is reached.
@@ -59,6 +61,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import orjson
@@ -82,15 +85,36 @@ from ocsd.core.genesys import (
 SCHEMA_FILE = "campaign-group-state.schema.json"
 #: Rules that name what delivery did to a message, not a contract violation.
 DELIVERY_ANOMALIES = frozenset({"duplicate", "out-of-order"})
+#: ocsd's contract, in the repository and on the docs site: every life-cycle refusal
+#: names the section it applies (tests/unit/test_docs_contract.py checks each anchor).
+CONTRACT_PAGE = "docs/contract.md"
+
+
+def contract(section: str, anchor: str) -> str:
+    """A citation a reader can follow: ``contract: Transitions (docs/contract.md#transitions)``."""
+    return f"contract: {section} ({CONTRACT_PAGE}#{anchor})"
+
 
 # -- the schema ------------------------------------------------------------------------
 
 
 def schema_text() -> str:
     """The JSON Schema document as shipped in the package (what ``ocsd schema`` prints)."""
-    return (
-        resources.files("ocsd.receiver").joinpath("schema", SCHEMA_FILE).read_text(encoding="utf-8")
-    )
+    return read_resource(resources.files("ocsd.receiver"), "schema", SCHEMA_FILE)
+
+
+def read_resource(package: Traversable, *parts: str) -> str:
+    """The text of a file under ``package`` (``resources.files(...)``), one part at a time.
+
+    ``joinpath("schema", name)`` raised TypeError when the package was found as a
+    namespace package (a source tree without its ``__init__.py`` on the path): Python
+    3.11's MultiplexedPath.joinpath takes one name. ``as_file`` gives a real file even
+    from a zip archive."""
+    resource = package
+    for part in parts:
+        resource = resource.joinpath(part)
+    with resources.as_file(resource) as path:
+        return path.read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -209,7 +233,7 @@ def _problems(error: ValidationError) -> list[Problem]:
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         extra = sorted(name for name in instance if name not in known)
         field = _field_path([*path, extra[0]]) if extra else field
-        message = "unknown field: spec section 2 does not define it"
+        message = f"unknown field: the contract does not define it ({contract('Fields', 'fields')})"
     elif keyword in ("false", "not") and value in (False, {}):
         reason = conditional["description"] if conditional else "not allowed here"
         message = f"must be left out: {reason}"
@@ -250,7 +274,7 @@ def schema_problems(body: Any) -> list[Problem]:
 
 
 def _order(problem: Problem) -> tuple[bool, int, int, str]:
-    """The body as a whole first, then by field in the spec's order; conditional rules
+    """The body as a whole first, then by field in the contract's order; conditional rules
     (which may only follow from another problem, e.g. a missing status) after the rest."""
     conditional = problem.rule.removeprefix("schema.") in {
         rule.get("title") for rule in _schema().get("allOf", [])
@@ -269,9 +293,9 @@ def is_valid(body: Any) -> bool:
     return bool(validator().is_valid(body))
 
 
-# -- the life cycle of spec section 5 ---------------------------------------------------
+# -- the life cycle (docs/contract.md#life-cycle) ----------------------------------------
 
-#: Spec 5: for each action, the statuses the group may be in before it, and the status
+#: Contract, Transitions: for each action, the statuses the group may be in before it, and the status
 #: its notification carries (the status after it).
 TRANSITIONS: dict[Action, tuple[frozenset[GroupStatus], frozenset[GroupStatus]]] = {
     Action.LOAD: (frozenset({GroupStatus.NOT_LOADED}), frozenset({GroupStatus.ACTIVE})),
@@ -349,7 +373,9 @@ def action_status_problem(action: int, status: int) -> Problem | None:
         "action-status",
         GSW_CAMPAIGN_GROUP_STATUS,
         f"{action_name(action)} leaves the group {_statuses(after)}, "
-        f"the message says {_status(status)}" + (f"; {what}" if what else ""),
+        f"the message says {_status(status)}"
+        + (f"; {what}" if what else "")
+        + f" ({contract('Transitions', 'transitions')})",
     )
 
 
@@ -433,7 +459,8 @@ class LifeCycleChecker:
                         "periodic-not-loaded",
                         GSW_CAMPAIGN_GROUP_ACTION,
                         f"periodic notification for a group that is not loaded: its last "
-                        f"message left it {_status(known)}",
+                        f"message left it {_status(known)} "
+                        f"({contract('Periodic notifications', 'periodic-notifications')})",
                     )
                 ]
             allowed = PERIODIC_MAY_SHOW.get(known, frozenset())
@@ -443,7 +470,8 @@ class LifeCycleChecker:
                         "transition",
                         GSW_CAMPAIGN_GROUP_STATUS,
                         f"periodic notification says {_status(status)}, but the last message "
-                        f"left the group {_status(known)}: a change without its notification",
+                        f"left the group {_status(known)}: a change without its notification "
+                        f"({contract('State notifications', 'state-notifications')})",
                     )
                 ]
             if (
@@ -457,7 +485,8 @@ class LifeCycleChecker:
                         GSW_DIAL_MODE,
                         f"periodic notification shows dialing {_dialing(dialing)}, the last "
                         f"message said {_dialing(previous.dialing)}: a change without its "
-                        "SetDialingMode (11) notification",
+                        "SetDialingMode (11) notification "
+                        f"({contract('State notifications', 'state-notifications')})",
                     )
                 ]
             return []
@@ -472,7 +501,8 @@ class LifeCycleChecker:
                 "transition",
                 GSW_CAMPAIGN_GROUP_ACTION,
                 f"{action_name(action)} is not allowed from {_status(known)} (the status the "
-                f"group's last message left it in); spec 5 allows it from {_statuses(before)}",
+                f"group's last message left it in); the contract allows it from {_statuses(before)} "
+                f"({contract('Transitions', 'transitions')})",
             )
         ]
 

@@ -20,10 +20,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from ocsd.config.ranges import DBID
 from ocsd.core.errors import BadParameter, NotAllowed, NotFound, Unavailable
 from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
 from ocsd.core.lifecycle import DialingChange
 from ocsd.logs import get_logger
+from ocsd.service import API_HEADER, CONTROL_API
 from ocsd.service.access import AccessPolicy, refusal
 
 log = get_logger("ocsd.control")
@@ -96,9 +98,18 @@ def _whole_number(text: str) -> bool:
 
 
 def _dbid(request: web.Request) -> int:
-    text = request.match_info["dbid"]
-    if not _whole_number(text) or len(text) > MAX_DBID_DIGITS:
-        raise BadParameter("dbid", f"must be a number, got {text[:40]!r}")
+    return dbid_in_path(request.match_info["dbid"])
+
+
+def dbid_in_path(text: str) -> int:
+    """The DBID written in a path; BadParameter saying whether it is not a whole number
+    or out of range (``99999999999999999999`` was "must be a number")."""
+    if not _whole_number(text):
+        raise BadParameter("dbid", f"must be a whole number, got {text[:40]!r}")
+    if len(text) > 40:  # int() of thousands of digits is slow, then refused
+        raise BadParameter("dbid", f"{text[:40]}... is out of range; allowed: {DBID.allowed()}")
+    if problem := DBID.problem(int(text)):
+        raise BadParameter("dbid", problem)
     return int(text)
 
 
@@ -395,6 +406,11 @@ def _quiet_aiohttp_server_log() -> None:
         logger.propagate = False
 
 
+async def _says_who(_request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer, errors included, says it comes from ocsd's control API (for ctl)."""
+    response.headers[API_HEADER] = CONTROL_API
+
+
 def create_app(controller: Controller) -> web.Application:
     _quiet_aiohttp_server_log()
     app = web.Application(
@@ -402,6 +418,7 @@ def create_app(controller: Controller) -> web.Application:
         middlewares=[_errors_as_json, _bearer_token, _trusted_origin],
     )
     app[CONTROLLER] = controller
+    app.on_response_prepare.append(_says_who)
     app[OPENAPI] = openapi_document()
     app[TURNS] = Turns()
     app.router.add_get("/campaigngroups", list_groups)

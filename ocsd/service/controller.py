@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from ocsd.config.settings import Settings
 from ocsd.core.errors import BadParameter, NotAllowed, NotFound, Unavailable
-from ocsd.core.genesys import Actor, Request, status_name
+from ocsd.core.genesys import Actor, GroupStatus, Request, status_name
 from ocsd.core.lifecycle import DialingChange
 from ocsd.core.schedule import Entry
 from ocsd.delivery.errors import OutboxError
@@ -37,6 +37,28 @@ log = get_logger("ocsd.service")
 
 
 _status = attrgetter("status")
+
+
+def waiting_unload(name: str, dbid: int, calls_in_progress: int) -> dict[str, Any]:
+    """What the answer to an UnloadCampaign that waits for calls in progress adds: the
+    facts as fields, and a message saying what happens next and how to unload at once.
+
+    OCS does the same (the contract's WaitingUnload): the group stops dialing, and the
+    UnloadCampaign notification is sent only when its last call ends, which takes minutes
+    of simulated time (one talk time and wrap-up), so a user waiting for it must know."""
+    calls = f"{calls_in_progress} call{'s' if calls_in_progress != 1 else ''} in progress"
+    return {
+        "waiting_unload": {
+            "calls_in_progress": calls_in_progress,
+            "unload_notification": "sent when the last call in progress ends",
+            "force_unload": "ForceUnloadCampaign unloads at once, dropping the calls",
+        },
+        "message": (
+            f"campaign group {name} ({dbid}) is WaitingUnload with {calls}: the "
+            "UnloadCampaign notification follows when they end; ForceUnloadCampaign "
+            f"(ocsd ctl force-unload {dbid}) unloads at once"
+        ),
+    }
 
 
 class DeadLettersUnavailable(NotAllowed):
@@ -124,6 +146,8 @@ class ControlService:
                 for s in snapshots
             ],
         }
+        if request == Request.UNLOAD and group.status == GroupStatus.WAITING_UNLOAD:
+            answer.update(waiting_unload(group.identity.name, dbid, group.calls_in_progress))
         if reliable is not None and snapshots and not reliable.backlog.commit():
             raise Unavailable(
                 f"{request.value} applied, but its state notifications could not be stored "

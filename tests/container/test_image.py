@@ -7,8 +7,10 @@ ocsd image with the legacy builder on the host network, runs ``ocsd sink`` and
 clean ``docker stop``. When the engine cannot be started at all, the script says
 ``CONTAINER SMOKE TEST SKIPPED: <reason>`` and this test is reported as skipped.
 
-Everything here is marked ``container`` and left out of the default ``pytest`` run
-(``addopts`` in pyproject.toml); run it with ``pytest -m container -rs`` (as root).
+``test_container_smoke`` is marked ``container`` and left out of the default ``pytest``
+run (``addopts`` in pyproject.toml); run it with ``pytest -m container -rs`` (as root). The
+static checks of Dockerfile and docker-compose.yml below need no engine and run in the
+default suite.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-pytestmark = pytest.mark.container
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".ci" / "container-smoke"
@@ -47,6 +47,7 @@ def _script_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.container
 def test_container_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     """Build the image and run it: .ci/container-smoke must pass, or skip loudly."""
     lines: list[str] = []
@@ -126,6 +127,86 @@ def test_compose_runs_ocsd_against_the_bundled_sink() -> None:
     assert any(v.split(":")[1] == "/etc/ocsd/ocsd.ini" for v in ocsd["volumes"])
     assert all(p.startswith("127.0.0.1:") for p in ocsd["ports"]), "control API: localhost only"
     assert all(str(p).endswith(":8090") for p in ocsd["ports"])
+
+
+def test_compose_publishes_the_dashboard_on_localhost_and_says_where() -> None:
+    sink = _compose()["services"]["sink"]
+    command = sink["command"]
+    sink_port = command[command.index("--port") + 1]
+    published = [str(p) for p in sink.get("ports", [])]
+    assert published, "the sink's dashboard is not published: `docker compose up` shows nothing"
+    for port in published:
+        # host address : host port (configurable, 8080 by default) : the sink's port
+        match = re.fullmatch(r"(?P<host>[^:]+):\$\{(?P<knob>\w+):-8080\}:(?P<port>\d+)", port)
+        assert match, f"{port}: not 127.0.0.1:${{OCSD_DASHBOARD_PUBLISH_PORT:-8080}}:{sink_port}"
+        assert match["host"] == "127.0.0.1", f"{port}: the dashboard is for this machine only"
+        assert match["knob"] == "OCSD_DASHBOARD_PUBLISH_PORT" and match["port"] == sink_port
+    # the start-up line ("ocsd sink listening") names the published address, not the
+    # container's own
+    url = command[command.index("--dashboard-url") + 1]
+    assert url == "http://127.0.0.1:${OCSD_DASHBOARD_PUBLISH_PORT:-8080}/", url
+    head = (ROOT / "docker-compose.yml").read_text(encoding="utf-8").split("services:")[0]
+    assert "http://127.0.0.1:8080/" in head, "the comment at the top says where to look"
+
+
+def test_compose_sets_a_control_token_since_the_control_api_listens_on_all_addresses() -> None:
+    ocsd = _compose()["services"]["ocsd"]
+    env = ocsd["environment"]
+    assert env["OCSD_CONTROL_HOST"] == "0.0.0.0"
+    token = env.get("OCSD_CONTROL_TOKEN", "")
+    match = re.fullmatch(r"\$\{OCSD_CONTROL_TOKEN:-(?P<default>[!-~]+)\}", token)
+    assert match, f"OCSD_CONTROL_TOKEN: {token!r}: from the environment, with a default"
+    default = match["default"]
+    assert len(default) >= 16 and "local" in default, "a default that says it is local-only"
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "OCSD_CONTROL_TOKEN" in text.split("services:")[0], "documented at the top"
+    # the health checks need no token (/healthz is open); `ocsd ctl` inside reads the variable
+    assert ocsd["healthcheck"]["test"][-1] == "health"
+
+
+def test_compose_builds_the_image_once() -> None:
+    services = _compose()["services"]
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == ["sink"], f"services that build: {builders}; exactly one should"
+    image = services["sink"]["image"]
+    for name, service in services.items():
+        assert service["image"] == image, f"{name} runs another image"
+    ocsd = services["ocsd"]
+    # ocsd starts after the sink (which builds the image) and never tries to pull it
+    assert ocsd["depends_on"]["sink"]["condition"] == "service_healthy"
+    assert ocsd.get("pull_policy") == "never"
+
+
+def test_compose_uses_named_volumes_only() -> None:
+    compose = _compose()
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0] if isinstance(volume, str) else volume["source"]
+            assert source, f"{name}: {volume!r} is an anonymous volume"
+            if not source.startswith((".", "/", "~")):
+                assert source in declared, f"{name}: volume {source!r} is not declared"
+    ocsd_volumes = compose["services"]["ocsd"]["volumes"]
+    assert "ocsd-data:/var/lib/ocsd" in ocsd_volumes, "the outbox and dead letters survive"
+    assert "ocsd-data" in declared
+
+
+def test_the_image_declares_no_volume() -> None:
+    """A VOLUME instruction leaves an anonymous volume behind every plain `docker run`."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    instructions = [line.split()[0].upper() for line in _instructions(text)]
+    assert "VOLUME" not in instructions
+    assert "docker run -v ocsd-data:/var/lib/ocsd" in text, "the comment says what to mount"
+
+
+def _instructions(text: str) -> list[str]:
+    """The Dockerfile's instruction lines (continuations joined, comments dropped)."""
+    joined = re.sub(r"\\\n", " ", text)
+    return [
+        line.strip()
+        for line in joined.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_dockerfile_essentials() -> None:

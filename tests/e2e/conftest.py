@@ -179,9 +179,13 @@ class Browser:
             )
             return out.decode("utf-8", "replace")
 
-    async def dump_dom(self, url: str, budget_ms: int = 4000) -> str:
-        """The DOM after the page's scripts ran for ``budget_ms`` of virtual time."""
-        return await self._run(["--dump-dom", url], budget_ms)
+    async def dump_dom(
+        self, url: str, budget_ms: int = 4000, size: tuple[int, int] | None = None
+    ) -> str:
+        """The DOM after the page's scripts ran for ``budget_ms`` of virtual time, in a
+        window of ``size`` (width, height) pixels when given."""
+        window = [f"--window-size={size[0]},{size[1]}"] if size else []
+        return await self._run([*window, "--dump-dom", url], budget_ms)
 
     async def screenshot(
         self, url: str, path: Path, size: tuple[int, int] = (1400, 900), budget_ms: int = 4000

@@ -9,7 +9,7 @@ At the end every state notification has been accepted exactly once (after exactl
 one 503 the receiver asked for), in order per group across both processes, each
 validly signed (checked with the ``standardwebhooks`` package), and the outbox is empty.
 
-The outage lasts ``OCSD_TEST_OUTAGE_S`` seconds (default 4); the README reports a run
+The outage lasts ``OCSD_TEST_OUTAGE_S`` seconds (default 4); docs/delivery.md reports a run
 with a one-minute outage (``OCSD_TEST_OUTAGE_S=60``), also possible with the default
 retry schedule: ``OCSD_TEST_RETRY_SCHEDULE=1,2,5,10,30,60 OCSD_TEST_MAX_ATTEMPTS=20``.
 """

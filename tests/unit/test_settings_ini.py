@@ -611,7 +611,7 @@ def test_continuation_lines_are_read_in_linear_time() -> None:
     assert large_s / small_s < 24, f"0.5 MB: {small_s:.3f} s, 4 MB: {large_s:.3f} s"
 
 
-#: The documented size limit of a configuration file (README, "Options").
+#: The documented size limit of a configuration file (docs/configuration.md#rules).
 MAX_INI_BYTES = 64 * 2**20
 
 

@@ -23,9 +23,10 @@ from ocsd.config import ranges
 from ocsd.config.ini import FIELD_PLACES
 from ocsd.config.model import CallingListSettings, CampaignGroupSettings, Settings
 from ocsd.config.ranges import Bound
+from ocsd.config.reference import render_page
 from ocsd.config.settings import ConfigError, load_settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 #: A small valid file; the option tried is added in its section (line numbers below).
 BASE = {
@@ -97,20 +98,22 @@ def test_every_number_option_has_a_finite_range(model: type[BaseModel]) -> None:
     assert len(BOUNDED) == 28  # 12 in [OCServer] and [ocsd], 9 per list, 7 per group
 
 
-def test_the_readme_shows_each_range() -> None:
-    """The option tables of the README show the text the refusals show."""
-    text = README.read_text(encoding="utf-8")
-    headings = {
-        "OCServer": "### `[OCServer]`",
-        "ocsd": "### `[ocsd]`",
-        "calling-list:L1": "### `[calling-list:<name>]`",
-        "campaign-group:G1": "### `[campaign-group:<name>]`",
+def test_the_configuration_reference_shows_each_range() -> None:
+    """The configuration reference (docs/configuration.md, its option tables made from the
+    settings model) shows each option's range as the refusals word its bounds."""
+    page = render_page(REFERENCE.read_text(encoding="utf-8"))
+    anchors = {
+        "OCServer": "ocserver",
+        "ocsd": "ocsd",
+        "calling-list:L1": "calling-list",
+        "campaign-group:G1": "campaign-group",
     }
     for section, option, _field, bound, _whole in BOUNDED:
-        table = text.split(headings[section], 1)[1].split("\n### ", 1)[0]
-        row = next((r for r in table.splitlines() if r.startswith(f"| `{option}` |")), "")
-        assert bound.allowed() in row, f"[{section}] {option}: README row {row!r}"
-    retry = text.split("### `[ocsd]`", 1)[1].split("| `retry-schedule` |", 1)[1].split("\n")[0]
+        anchor = f'<a id="option-{anchors[section]}-{option}"></a>'
+        row = next((r for r in page.splitlines() if r.startswith(f"| {anchor}")), "")
+        low, high = (ranges._number(b) for b in (bound.low, bound.high))
+        assert f"{low} ≤ value ≤ {high}" in row, f"[{section}] {option}: reference row {row!r}"
+    retry = next(r for r in page.splitlines() if 'id="option-ocsd-retry-schedule"' in r)
     assert ranges.RETRY_DELAY.allowed() in retry
 
 
@@ -210,6 +213,21 @@ def test_a_retry_delay_outside_its_range_names_the_delay(tmp_path: Path) -> None
         f"{path}:{number}: [ocsd] retry-schedule: '1e-9' is out of range; "
         "allowed: 0.01 to 86400 seconds"
     )
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_an_allowed_origin_with_a_port_out_of_range_is_refused(tmp_path: Path, port: str) -> None:
+    """``https://admin.example:99999`` was accepted: no browser ever sends that origin."""
+    origin = f"https://admin.example:{port}"
+    path, number = write(tmp_path, "ocsd", f"control-allowed-origins = {origin}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value).startswith(f"{path}:{number}: [ocsd] control-allowed-origins: ")
+    assert str(caught.value).endswith(
+        f"{origin!r}: the port {port} is out of range; allowed: a whole number from 1 to 65535"
+    )
+    path, _ = write(tmp_path, "ocsd", "control-allowed-origins = https://admin.example:65535")
+    assert load_settings(path).control_allowed_origins == ("https://admin.example:65535",)
 
 
 def test_an_empty_seed_or_max_attempts_is_not_set(tmp_path: Path) -> None:

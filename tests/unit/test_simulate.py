@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
 import pytest
 
+from ocsd.cli.arguments import Parser
 from ocsd.cli.simulate import COLUMNS, configure_parser, run
 
 SMALL_INI = """
@@ -43,9 +43,15 @@ def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def simulate(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="ocsd simulate")
+    """``ocsd simulate ARGV`` in process: its exit status (2 for a bad argument, refused
+    by the parser as ``ocsd`` refuses it)."""
+    parser = Parser(prog="ocsd simulate")
     configure_parser(parser)
-    return run(parser.parse_args(list(argv)))
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return run(args)
 
 
 @pytest.fixture

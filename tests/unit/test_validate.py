@@ -241,7 +241,8 @@ def test_every_problem_names_its_rule_field_and_statuses():
     (problem,) = checker.check(msg(ST, ACTIVE, 2))
     assert str(problem) == (
         "GSW_CAMPAIGN_GROUP_ACTION: StopDialing (10) is not allowed from Active (4) (the status "
-        "the group's last message left it in); spec 5 allows it from Running (5) [transition]"
+        "the group's last message left it in); the contract allows it from Running (5) "
+        "(contract: Transitions (docs/contract.md#transitions)) [transition]"
     )
 
 

@@ -3,7 +3,7 @@
 Pure: the caller passes simulated time (``advance(now)``) and the random generator;
 nothing here reads a clock, logs or does I/O. Events are plain tuples on one heap,
 agents and records are counts (no object per agent, record or call), and the windowed
-statistics of spec section 3 are differences of cumulative counters recorded at the
+statistics of docs/contract.md#statistics are differences of cumulative counters recorded at the
 boundaries of the window's buckets (``ocsd.core.statistics.SnapshotRing``), so ``statistics(now)``
 costs O(calling lists), whatever the traffic.
 

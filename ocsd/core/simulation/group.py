@@ -149,7 +149,7 @@ class GroupSimulation:
         return self._pacing.gain
 
     def statistics(self, now: float) -> GroupStatistics:
-        """The statistics of spec section 3 over the window ending at ``now``.
+        """The statistics (docs/contract.md#statistics) over the window ending at ``now``.
 
         Advances to ``now`` first, unless there is nothing to do (the checks are cheaper
         than the call: this runs for every notification of every group).

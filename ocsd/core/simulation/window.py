@@ -1,6 +1,6 @@
 """The statistics window: counters recorded at its boundaries, statistics read from them.
 
-Spec section 3's statistics cover a sliding window. Each is a difference of cumulative
+The statistics (docs/contract.md#statistics) cover a sliding window. Each is a difference of cumulative
 counters between now and the window's base (``ocsd.core.statistics.SnapshotRing``
 records them at the boundaries of the window's buckets), so reading the statistics
 costs O(calling lists), whatever the traffic.
@@ -172,7 +172,7 @@ class StatisticsWindow:
         if lives > 0:
             value = over / lives
             if self.cannot_overdial:
-                overdial = 0.0  # spec 3: 0 in modes that cannot overdial
+                overdial = 0.0  # contract: 0 in modes that cannot overdial
             elif value > 0.0:  # at most 1: an abandon can fall in the window, its answer not
                 overdial = value if value < 1.0 else 1.0
             else:

@@ -48,18 +48,6 @@
     return (value * 100).toFixed(digits === undefined ? 1 : digits) + "%";
   }
 
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "–";
-    if (seconds === 0) return "done";
-    if (seconds < 120) return Math.round(seconds) + " s";
-    const minutes = seconds / 60;
-    if (minutes < 120) return Math.round(minutes) + " min";
-    const hours = Math.floor(minutes / 60);
-    const rest = Math.round(minutes - hours * 60);
-    if (hours >= 48) return (hours / 24).toFixed(1) + " days";
-    return hours + " h " + String(rest).padStart(2, "0") + " min";
-  }
-
   function clock(epoch, withSeconds) {
     const d = new Date(epoch * 1000);
     const hh = String(d.getHours()).padStart(2, "0");
@@ -76,7 +64,7 @@
   function optimizeText(group) {
     if (group.optimize_by === null || group.optimize_by === undefined) return "–";
     const name = OPTIMIZE[group.optimize_by] || String(group.optimize_by);
-    const unit = group.optimize_by === 1 || group.optimize_by === 2 ? " %" : " s";
+    const unit = group.optimize_by === 1 || group.optimize_by === 2 ? "\u00a0%" : "\u00a0s"; // no break before the unit
     return name + " " + group.optimize_goal + unit;
   }
 
@@ -106,16 +94,19 @@
       const status = el("td");
       status.appendChild(statusBadge(group.status));
       tr.appendChild(status);
-      tr.appendChild(el("td", {}, group.dial_mode === null || group.dial_mode === undefined ? "–" : DIAL_MODE[group.dial_mode] || group.dial_mode));
-      tr.appendChild(el("td", {}, optimizeText(group)));
+      tr.appendChild(el("td", { class: "wraps" }, group.dial_mode === null || group.dial_mode === undefined ? "–" : DIAL_MODE[group.dial_mode] || group.dial_mode));
+      tr.appendChild(el("td", { class: "wraps" }, optimizeText(group)));
       tr.appendChild(el("td", { class: "num" }, pct(group.busy_factor)));
       tr.appendChild(el("td", { class: "num" }, pct(group.hit_ratio)));
       tr.appendChild(el("td", { class: "num" }, pct(group.overdial_rate, 2)));
-      tr.appendChild(el("td", { class: "num" }, duration(group.time_to_complete)));
+      // the sink writes durations (ocsd/receiver/display.py: rounded once, never "14 h 60 min")
+      tr.appendChild(el("td", { class: "num" }, group.time_to_complete_text === undefined ? "–" : group.time_to_complete_text));
       const lists = el("td", { class: "lists" });
       for (const cl of group.calling_lists || []) {
-        const item = el("span", { class: "list" }, cl.name);
-        if (cl.hit_ratio !== null) item.appendChild(el("span", { class: "muted" }, " hit " + pct(cl.hit_ratio, 0)));
+        // a long name ends in "…" where the column is narrow; the whole name shows on hover
+        const item = el("span", { class: "list", title: cl.name });
+        item.appendChild(el("span", { class: "list-name" }, cl.name));
+        if (cl.hit_ratio !== null) item.appendChild(el("span", { class: "muted" }, "hit " + pct(cl.hit_ratio, 0)));
         lists.appendChild(item);
       }
       tr.appendChild(lists);
