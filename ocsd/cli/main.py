@@ -31,6 +31,7 @@ from ocsd.config.ranges import (
     DBID,
     HTTP_RESPONSE_TIMEOUT,
     OPTIMIZE_GOAL,
+    REPLAY_SPEED,
     Bound,
 )
 from ocsd.config.settings import (
@@ -98,6 +99,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     thresholds = tuple(t for given in args.threshold for t in given)
     bounds = RunBounds.of(settings, args.duration, thresholds, args.summary_json, args.report)
     return run(settings, _config_path(args), start_all=args.start_all, bounds=bounds)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Send a recorded feed to ``--uri``: the settings of ``--config`` for the HTTP client
+    and signing, the ``ocs`` delivery mode, sending on."""
+    try:
+        settings = load_settings(_config_path(args))
+    except ConfigError as exc:
+        print(f"ocsd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"ocsd replay: {args.file}: no such file", file=sys.stderr)
+        return 2
+    import asyncio
+
+    import uvloop
+
+    from ocsd.logs import configure_logging
+    from ocsd.service.bounded_run import RunBounds
+    from ocsd.service.replay import ReplayOptions, replay
+
+    configure_logging(settings.log_format)
+    settings = settings.model_copy(
+        update={
+            "send_campaigngroup_states": True,
+            "campaigngroup_states_uri": args.uri,
+            "delivery_mode": "ocs",
+        }
+    )
+    thresholds = tuple(t for given in args.threshold for t in given)
+    bounds = RunBounds(None, thresholds, args.summary_json, args.report)
+    options = ReplayOptions(args.file, args.speed, args.rebase_time, bounds)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(replay(settings, options))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -365,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=simulate_command.run)
 
     _add_sink(commands)
+    _add_replay(commands)
 
     schema = _command(
         commands, "schema", "print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
@@ -403,7 +439,13 @@ def _add_run(commands: Commands) -> None:
         help="stop by itself this long after start-up, e.g. 90s, 10m, 1h30m, and print the "
         "run summary (default: [ocsd] duration / $OCSD_DURATION, else run until stopped)",
     )
-    run.add_argument(
+    _add_verdict_options(run)
+    run.set_defaults(func=cmd_run)
+
+
+def _add_verdict_options(parser: argparse.ArgumentParser) -> None:
+    """What ends a run with a verdict: thresholds, the JSON summary, the HTML report."""
+    parser.add_argument(
         "--threshold",
         action="append",
         default=[],
@@ -413,20 +455,51 @@ def _add_run(commands: Commands) -> None:
         "'delivered_rate >= 0.99'; repeatable; exit code 4 when one fails "
         "(default: [ocsd] thresholds / $OCSD_THRESHOLDS)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--summary-json",
         type=record_path,
         metavar="FILE",
         help="also write the run summary as JSON to FILE",
     )
-    run.add_argument(
+    parser.add_argument(
         "--report",
         type=record_path,
         metavar="FILE.html",
         help="also write a self-contained HTML report with charts over time (receiver "
         "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html",
     )
-    run.set_defaults(func=cmd_run)
+
+
+def _add_replay(commands: Commands) -> None:
+    replay = _command(
+        commands,
+        "replay",
+        "send a recorded feed (ocsd sink --record, or JSON lines of bodies) to a receiver",
+        description=(
+            "Post every body of FILE to --uri, each group's in order, spaced as recorded "
+            "(divided by --speed), with the 81000/81001 lines, the run summary, thresholds "
+            "and report of `ocsd run --duration`. A line that cannot be replayed is named "
+            "and skipped."
+        ),
+    )
+    replay.add_argument("file", type=record_path, metavar="FILE", help="the recorded feed")
+    replay.add_argument("--uri", type=http_url, required=True, help="the receiver's URL")
+    replay.add_argument(
+        "--speed",
+        type=bounded(REPLAY_SPEED),
+        default=1.0,
+        help="how much faster than recorded (2: twice as fast; 0: as fast as the pool allows)",
+    )
+    replay.add_argument(
+        "--rebase-time",
+        action="store_true",
+        help="set GSW_DATE_TIME to the moment each body is sent",
+    )
+    _config_option(
+        replay, "INI file for the HTTP client, signing and log format (default: $OCSD_CONFIG)"
+    )
+    _add_verdict_options(replay)
+    replay.set_defaults(func=cmd_replay)
 
 
 def _add_ctl(commands: Commands) -> None:
