@@ -41,6 +41,7 @@ from ocsd.config.settings import (
     environment_settings,
     launch_settings,
     load_settings,
+    template_expansions,
 )
 from ocsd.core.genesys import GSW_AUTO_COMPLETION, DialMode, OptimizeBy
 from ocsd.core.verdict import Threshold, ThresholdError, parse_thresholds
@@ -142,6 +143,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
+    for line in template_expansions(path):
+        print(f"# {line}")
     if faults := settings.fault_rates().described():
         print(f"ocsd: WARNING: [faults] injects faults on purpose: {faults}", file=sys.stderr)
     print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
