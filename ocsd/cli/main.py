@@ -31,6 +31,7 @@ from ocsd.config.ranges import (
     DBID,
     HTTP_RESPONSE_TIMEOUT,
     OPTIMIZE_GOAL,
+    REPLAY_SPEED,
     Bound,
 )
 from ocsd.config.settings import (
@@ -40,12 +41,38 @@ from ocsd.config.settings import (
     launch_settings,
     load_settings,
     silence_warnings,
+    template_expansions,
 )
 from ocsd.core.genesys import GSW_AUTO_COMPLETION, DialMode, OptimizeBy
+from ocsd.core.verdict import Threshold, ThresholdError, parse_thresholds
 from ocsd.logs.redact import redact_uri
 from ocsd.service import API_HEADER, CONTROL_API
 
 CONFIG_HELP = "INI file (default: $OCSD_CONFIG, else the example embedded in the package)"
+
+
+def _duration(text: str) -> float:
+    """argparse type of ``--duration``: a usage error (exit 2) naming the accepted form."""
+    from ocsd.config.ranges import RUN_DURATION
+    from ocsd.core.verdict import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    problem = RUN_DURATION.problem(seconds)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return seconds
+
+
+def _thresholds(text: str) -> tuple[Threshold, ...]:
+    """argparse type of ``--threshold`` (one, or several separated by commas): a usage
+    error naming what is wrong with it."""
+    try:
+        return parse_thresholds([text])
+    except ThresholdError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
@@ -66,10 +93,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ocsd: configuration error: {exc}", file=sys.stderr)
         return 2
     from ocsd.logs import configure_logging  # aiohttp & co.: once the configuration holds
+    from ocsd.service.bounded_run import RunBounds
     from ocsd.service.daemon import run
 
     configure_logging(settings.log_format)
-    return run(settings, _config_path(args), start_all=args.start_all)
+    thresholds = tuple(t for given in args.threshold for t in given)
+    bounds = RunBounds.of(settings, args.duration, thresholds, args.summary_json, args.report)
+    return run(settings, _config_path(args), start_all=args.start_all, bounds=bounds)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Send a recorded feed to ``--uri``: the settings of ``--config`` for the HTTP client
+    and signing, the ``ocs`` delivery mode, sending on."""
+    try:
+        settings = load_settings(_config_path(args))
+    except ConfigError as exc:
+        print(f"ocsd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"ocsd replay: {args.file}: no such file", file=sys.stderr)
+        return 2
+    import asyncio
+
+    import uvloop
+
+    from ocsd.logs import configure_logging
+    from ocsd.service.bounded_run import RunBounds
+    from ocsd.service.replay import ReplayOptions, replay
+
+    configure_logging(settings.log_format)
+    settings = settings.model_copy(
+        update={
+            "send_campaigngroup_states": True,
+            "campaigngroup_states_uri": args.uri,
+            "delivery_mode": "ocs",
+        }
+    )
+    thresholds = tuple(t for given in args.threshold for t in given)
+    bounds = RunBounds(None, thresholds, args.summary_json, args.report)
+    options = ReplayOptions(args.file, args.speed, args.rebase_time, bounds)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(replay(settings, options))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -81,6 +145,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     for warning in silence_warnings(settings):
         print(f"ocsd: warning: {warning}", file=sys.stderr)
+    for line in template_expansions(path):
+        print(f"# {line}")
+    if faults := settings.fault_rates().described():
+        print(f"ocsd: WARNING: [faults] injects faults on purpose: {faults}", file=sys.stderr)
     print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
     print(describe_settings(settings))
     print(
@@ -318,14 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = _command(commands, "run", "run the daemon", epilog=RUN_EPILOG)
-    _config_option(run)
-    run.add_argument(
-        "--start-all",
-        action="store_true",
-        help="load and start every configured group at start-up (actor 2, as a schedule)",
-    )
-    run.set_defaults(func=cmd_run)
+    _add_run(commands)
 
     check = _command(
         commands, "check-config", "validate a configuration and print its effective settings"
@@ -346,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=simulate_command.run)
 
     _add_sink(commands)
+    _add_replay(commands)
 
     schema = _command(
         commands, "schema", "print the JSON Schema (draft 2020-12) of the CampaignGroupState body"
@@ -367,6 +429,84 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.configure_parser(demo)
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_run(commands: Commands) -> None:
+    run = _command(commands, "run", "run the daemon", epilog=RUN_EPILOG)
+    _config_option(run)
+    run.add_argument(
+        "--start-all",
+        action="store_true",
+        help="load and start every configured group at start-up (actor 2, as a schedule)",
+    )
+    run.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="TIME",
+        help="stop by itself this long after start-up, e.g. 90s, 10m, 1h30m, and print the "
+        "run summary (default: [ocsd] duration / $OCSD_DURATION, else run until stopped)",
+    )
+    _add_verdict_options(run)
+    run.set_defaults(func=cmd_run)
+
+
+def _add_verdict_options(parser: argparse.ArgumentParser) -> None:
+    """What ends a run with a verdict: thresholds, the JSON summary, the HTML report."""
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        type=_thresholds,
+        metavar="CHECK",
+        help="a pass/fail check of the run, e.g. 'post_latency_p99 < 200ms' or "
+        "'delivered_rate >= 0.99'; repeatable; exit code 4 when one fails "
+        "(default: [ocsd] thresholds / $OCSD_THRESHOLDS)",
+    )
+    parser.add_argument(
+        "--summary-json",
+        type=record_path,
+        metavar="FILE",
+        help="also write the run summary as JSON to FILE",
+    )
+    parser.add_argument(
+        "--report",
+        type=record_path,
+        metavar="FILE.html",
+        help="also write a self-contained HTML report with charts over time (receiver "
+        "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html",
+    )
+
+
+def _add_replay(commands: Commands) -> None:
+    replay = _command(
+        commands,
+        "replay",
+        "send a recorded feed (ocsd sink --record, or JSON lines of bodies) to a receiver",
+        description=(
+            "Post every body of FILE to --uri, each group's in order, spaced as recorded "
+            "(divided by --speed), with the 81000/81001 lines, the run summary, thresholds "
+            "and report of `ocsd run --duration`. A line that cannot be replayed is named "
+            "and skipped."
+        ),
+    )
+    replay.add_argument("file", type=record_path, metavar="FILE", help="the recorded feed")
+    replay.add_argument("--uri", type=http_url, required=True, help="the receiver's URL")
+    replay.add_argument(
+        "--speed",
+        type=bounded(REPLAY_SPEED),
+        default=1.0,
+        help="how much faster than recorded (2: twice as fast; 0: as fast as the pool allows)",
+    )
+    replay.add_argument(
+        "--rebase-time",
+        action="store_true",
+        help="set GSW_DATE_TIME to the moment each body is sent",
+    )
+    _config_option(
+        replay, "INI file for the HTTP client, signing and log format (default: $OCSD_CONFIG)"
+    )
+    _add_verdict_options(replay)
+    replay.set_defaults(func=cmd_replay)
 
 
 def _add_ctl(commands: Commands) -> None:

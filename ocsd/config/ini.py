@@ -11,12 +11,13 @@ import difflib
 import functools
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from ocsd.config.model import CallingListSettings, CampaignGroupSettings, ConfigError
+from ocsd.config.templates import TEMPLATE_PREFIX, Expansion, expand
 
 GROUP_PREFIX = "campaign-group:"
 LIST_PREFIX = "calling-list:"
@@ -54,6 +55,21 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "control-allowed-origins": "control_allowed_origins",
         "control-idle-timeout": "control_idle_timeout",
         "control-max-connections": "control_max_connections",
+        "duration": "duration",
+        "thresholds": "thresholds",
+    },
+    "faults": {
+        "drop": "fault_drop",
+        "delay": "fault_delay",
+        "delay-time": "fault_delay_time",
+        "reorder": "fault_reorder",
+        "duplicate": "fault_duplicate",
+        "clock-skew": "fault_clock_skew",
+        "clock-skew-time": "fault_clock_skew_time",
+        "unknown-field": "fault_unknown_field",
+        "slow-send": "fault_slow_send",
+        "slow-send-rate": "fault_slow_send_rate",
+        "seed": "fault_seed",
     },
 }
 FIELD_PLACES: dict[str, tuple[str, str]] = {
@@ -70,8 +86,12 @@ class IniFile:
     path: str
     values: dict[str, Any]
     lines: dict[tuple[str, str], int]  # (section, option) -> line; option "" = header
+    #: an expanded group's or list's section -> the template section it came from
+    aliases: dict[str, str] = field(default_factory=dict)
+    expansions: list[Expansion] = field(default_factory=list)
 
     def place(self, section: str, option: str) -> str:
+        section = self.aliases.get(section, section)
         line = self.lines.get((section, option)) or self.lines.get((section, ""))
         return f"{self.path}:{line}" if line else self.path
 
@@ -329,6 +349,36 @@ def _closest(option: str, known: list[str]) -> str:
     return ""
 
 
+def _add_template(ini: IniFile, section: str, options: dict[str, str]) -> None:
+    """Expand ``[campaign-group-template:<name>]`` into its groups and their lists."""
+    name = section[len(TEMPLATE_PREFIX) :].strip()
+    if not name:
+        raise ConfigError(
+            f"{ini.place(section, '')}: [{section}] needs a name after '{TEMPLATE_PREFIX}'"
+        )
+    ini.expansions.append(expand(name, options, lambda option: ini.place(section, option)))
+
+
+def _merge_templates(
+    ini: IniFile, groups: dict[str, dict[str, str]], lists: dict[str, dict[str, str]]
+) -> None:
+    """Add what the templates made to the written groups and lists; a name made twice
+    (by two templates, or by a template and a written section) is an error naming both."""
+    for expansion in ini.expansions:
+        section = f"{TEMPLATE_PREFIX}{expansion.template}"
+        for made, into, prefix in ((expansion.groups, groups, GROUP_PREFIX),
+                                   (expansion.lists, lists, LIST_PREFIX)):  # fmt: skip
+            for item in made:
+                if item in into:
+                    other = ini.aliases.get(f"{prefix}{item}", f"{prefix}{item}")
+                    raise ConfigError(
+                        f"{ini.place(section, '')}: [{section}] makes [{prefix}{item}], "
+                        f"which [{other}] has too; change a name pattern or a first DBID"
+                    )
+                ini.aliases[f"{prefix}{item}"] = section
+            into.update(made)
+
+
 def parse_ini(text: str, path: str) -> IniFile:
     """Parse INI text into settings values; unknown sections and options are errors, and
     so are two headers of one section and two spellings of one option."""
@@ -341,6 +391,9 @@ def parse_ini(text: str, path: str) -> IniFile:
     defaults = read.defaults
     for section, written in read.sections.items():
         options = {**defaults, **written} if defaults else written
+        if section.startswith(TEMPLATE_PREFIX):
+            _add_template(ini, section, options)
+            continue
         is_group = section.startswith(GROUP_PREFIX)
         if is_group or section.startswith(LIST_PREFIX):
             prefix = GROUP_PREFIX if is_group else LIST_PREFIX
@@ -367,7 +420,8 @@ def parse_ini(text: str, path: str) -> IniFile:
         if canonical is None:
             raise ConfigError(
                 f"{path}:{read.headers[section]}: [{section}] unknown section (known: OCServer, "
-                "tenant, ocsd, campaign-group:<name>, calling-list:<name>)"
+                "tenant, ocsd, faults, campaign-group:<name>, calling-list:<name>, "
+                "campaign-group-template:<name>)"
             )
         known_options = SECTION_OPTIONS[canonical]
         for option, value in options.items():
@@ -378,6 +432,7 @@ def parse_ini(text: str, path: str) -> IniFile:
                     f"{_closest(option, list(known_options))} (known: {', '.join(known_options)})"
                 )
             values[field] = value
+    _merge_templates(ini, groups, lists)
     if groups:
         values["campaign_groups"] = groups
     if lists:

@@ -27,9 +27,11 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from ocsd.config import ranges
 from ocsd.config.ranges import Bound, host_problem, path_problem, uri_problem
 from ocsd.core.errors import BadParameter
+from ocsd.core.faults import FaultRates
 from ocsd.core.genesys import DialMode, OptimizeBy, agents_refusal, parse_enum
 from ocsd.core.lifecycle import Dialing, validate_dialing
 from ocsd.core.schedule import Entry, parse_schedule
+from ocsd.core.verdict import ThresholdError, parse_duration, parse_thresholds
 from ocsd.delivery.signing import SecretError, decode_secret
 from ocsd.logs.redact import redact_uri
 
@@ -312,6 +314,68 @@ class Settings(BaseSettings):
     # Lowered at start to fit under the process's file limit.
     control_max_connections: Annotated[int, ranges.CONTROL_MAX_CONNECTIONS] = 256
 
+    # -- a bounded run: `ocsd run` stops by itself and says whether the receiver passed --
+    # Seconds of wall time after start-up at which `ocsd run` stops (None: until stopped).
+    duration: Annotated[float | None, ranges.RUN_DURATION] = None
+    # k6-style checks of the run's figures, e.g. "post_latency_p99 < 200ms"; comma-separated.
+    thresholds: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # -- [faults]: injected on purpose between the body and the POST (off by default) --
+    fault_drop: Annotated[float, ranges.RATE] = 0.0
+    fault_delay: Annotated[float, ranges.RATE] = 0.0
+    fault_delay_time: Annotated[float, ranges.FAULT_DELAY] = 5.0
+    fault_reorder: Annotated[float, ranges.RATE] = 0.0
+    fault_duplicate: Annotated[float, ranges.RATE] = 0.0
+    fault_clock_skew: Annotated[float, ranges.RATE] = 0.0
+    fault_clock_skew_time: Annotated[float, ranges.CLOCK_SKEW] = -30.0
+    fault_unknown_field: Annotated[float, ranges.RATE] = 0.0
+    fault_slow_send: Annotated[float, ranges.RATE] = 0.0
+    fault_slow_send_rate: Annotated[float, ranges.SLOW_SEND_RATE] = 200.0
+    fault_seed: Annotated[int | None, ranges.SEED] = None
+
+    def fault_rates(self) -> FaultRates:
+        """The faults to inject; their seed is [faults] seed, else [ocsd] seed, else 0."""
+        seed = self.fault_seed if self.fault_seed is not None else self.seed
+        return FaultRates(
+            drop=self.fault_drop,
+            delay=self.fault_delay,
+            reorder=self.fault_reorder,
+            duplicate=self.fault_duplicate,
+            clock_skew=self.fault_clock_skew,
+            unknown_field=self.fault_unknown_field,
+            slow_send=self.fault_slow_send,
+            delay_time=self.fault_delay_time,
+            clock_skew_time=self.fault_clock_skew_time,
+            slow_send_rate=self.fault_slow_send_rate,
+            seed=seed or 0,
+        )
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        """``10m``, ``1h30m``, ``90`` (seconds); empty: no bound."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            float(value)
+        except ValueError:
+            return parse_duration(value)
+        return value  # a plain number: the range check names it as written
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, value: Any) -> tuple[str, ...]:
+        """Each threshold checked now, so a typo fails at start, not after the run."""
+        texts = value.replace("\n", ",").split(",") if isinstance(value, str) else value
+        if not isinstance(texts, list | tuple):
+            raise ValueError("expected comma-separated thresholds")
+        try:
+            return tuple(t.text for t in parse_thresholds([str(text) for text in texts]))
+        except ThresholdError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("control_allowed_hosts", mode="before")
     @classmethod
     def _host_names(cls, value: Any) -> tuple[str, ...]:
@@ -490,6 +554,12 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.delivery_mode == "reliable":
             self._reliable_paths_usable()
+            if self.fault_reorder > 0:
+                raise PlacedError(
+                    ("fault_reorder",),
+                    "needs delivery-mode = ocs: the reliable mode delivers each group's "
+                    "notifications in order, so it cannot reorder them",
+                )
         if self.send_campaigngroup_states and not self.campaigngroup_states_uri:
             raise PlacedError(
                 ("campaigngroup_states_uri",),

@@ -133,6 +133,16 @@ TIME_SCALE = Bound(0.001, 100_000)
 SEED = Bound(0, 2**63 - 1, whole=True)
 #: Docker waits 10 s before SIGKILL; Kubernetes 30 s by default; 10 minutes at most.
 SHUTDOWN_GRACE = Bound(0, 600, "seconds")
+#: [faults]: how long a delayed notification is held, how far GSW_DATE_TIME is moved
+#: (either way), and how fast a slowed body is sent.
+FAULT_DELAY = Bound(0.001, 3600, "seconds")
+CLOCK_SKEW = Bound(-DAY_S, DAY_S, "seconds")
+SLOW_SEND_RATE = Bound(1, 1_000_000_000, "bytes per second")
+#: ``ocsd replay --speed``: 0 is as fast as the pool allows; a million times faster
+#: than recorded is as fast in practice.
+REPLAY_SPEED = Bound(0, 1_000_000, note="0: as fast as the pool allows")
+#: A bounded run (``duration``): up to 30 days, the longest soak anyone runs in CI.
+RUN_DURATION = Bound(0.1, 30 * DAY_S, "seconds")
 #: Each delay of retry-schedule: under 10 ms a failing receiver is retried in a tight loop.
 RETRY_DELAY = Bound(0.01, 86_400, "seconds")
 #: Entries of retry-schedule.

@@ -105,6 +105,49 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
             "Most control connections open at once (lowered at start to fit the file "
             "limit); past it a new one closes the oldest idle one. Applies after a restart."
         ),
+        "duration": (
+            "A bounded run: `ocsd run` stops by itself this long after start-up (`90`, `90s`, "
+            "`10m`, `1h30m`) and prints the run summary; `--duration` overrides it. "
+            "Not set: runs until stopped."
+        ),
+        "thresholds": (
+            "Pass/fail checks of a run, comma-separated, e.g. `post_latency_p99 < 200ms, "
+            "delivered_rate >= 0.99`; checked when the run ends, exit code 4 when one "
+            "fails; `--threshold` overrides them. Metrics: post_latency_p50/p90/p99/max, "
+            "post_failed_rate, delivered_rate, dropped_rate, tick_lateness_p99, "
+            "throughput, notifications_sent/failed/dropped."
+        ),
+        "fault_drop": (
+            "Probability per notification that it is not sent at all, as OCS loses one "
+            "when a POST fails (counted as failed, `fault injected: drop`)."
+        ),
+        "fault_delay": "Probability per notification that it is held for `delay-time`.",
+        "fault_delay_time": "Seconds a delayed notification is held before its POST.",
+        "fault_reorder": (
+            "Probability per notification that it is held back and sent after its "
+            "group's next one. Needs `delivery-mode = ocs`."
+        ),
+        "fault_duplicate": (
+            "Probability per notification that the same body (same `GSW_DATE_TIME`) is "
+            "posted twice."
+        ),
+        "fault_clock_skew": (
+            "Probability per notification that its `GSW_DATE_TIME` is moved by `clock-skew-time`."
+        ),
+        "fault_clock_skew_time": "Seconds added to `GSW_DATE_TIME` by `clock-skew` (may be negative).",
+        "fault_unknown_field": (
+            "Probability per notification that it carries one more `GSW_*` field, "
+            "`GSW_OCSD_INJECTED_UNKNOWN_FIELD`, that no OCS sends (forward compatibility)."
+        ),
+        "fault_slow_send": (
+            "Probability per notification that its body is sent in 16-byte pieces at "
+            "`slow-send-rate` (chunked); the POST still has `http-response-timeout`."
+        ),
+        "fault_slow_send_rate": "Bytes per second of a `slow-send` body.",
+        "fault_seed": (
+            "Seed of the fault decisions (not set: `[ocsd] seed`, else 0): the same seed "
+            "hits the same notifications of each group in every run."
+        ),
         "log_format": (
             "`json`: one JSON object per line; `console`: for a person at a terminal; "
             "`genesys`: Genesys short lines (`HH:MM:SS.mmm Trc 81000 ...`)."

@@ -108,6 +108,13 @@ def silence_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+def template_expansions(path: str | os.PathLike[str] | None) -> list[str]:
+    """One line per ``[campaign-group-template:...]`` of the file: what it made (for
+    ``check-config``; the file is read again, after ``load_settings`` accepted it)."""
+    text, name = _read(path)
+    return [expansion.describe() for expansion in parse_ini(text, name).expansions]
+
+
 class LaunchSettings(BaseSettings):
     """What the ``ocsd`` command reads before any configuration: ``OCSD_CONFIG``."""
 
@@ -278,7 +285,10 @@ def _describe(loc: tuple[str, ...], message: str, ini: IniFile, environment: dic
         section = f"{prefix}{loc[1]}"
         option = loc[2].replace("_", "-") if len(loc) > 2 else ""
         where = ini.place(section, option)
-        return f"{where}: [{section}] {option or '(section)'}: {message}".replace(" : ", ": ")
+        label = f"[{section}]"
+        if section in ini.aliases:  # made by a template: the template's line and name
+            label = f"[{ini.aliases[section]}] (its group or list [{section}])"
+        return f"{where}: {label} {option or '(section)'}: {message}".replace(" : ", ": ")
     field = loc[0] if loc else ""
     if field in FIELD_PLACES:
         section, option = FIELD_PLACES[field]

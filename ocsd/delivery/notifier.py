@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ocsd.core.faults import FaultRates
+from ocsd.delivery.faults import FaultInjector
 from ocsd.delivery.transport import INTERNAL_ERROR, Kind, Outcome, Transport
 from ocsd.logs import get_logger
 
@@ -63,6 +65,34 @@ class Notification:
     unreachable: bool = False  # its last attempt got no HTTP answer at all (reliable)
 
 
+class GroupGaps:
+    """Per group, the longest wall time between two accepted notifications (a bounded
+    run's report: is every group served in turn?). Loop-time seconds."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, float] = {}
+        self.longest: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self._window_max = 0.0
+
+    def record(self, dbid: int, name: str, now: float) -> None:
+        last = self.last.get(dbid)
+        self.last[dbid] = now
+        if last is None:
+            self.names[dbid] = name
+            return
+        gap = now - last
+        if gap > self.longest.get(dbid, 0.0):
+            self.longest[dbid] = gap
+        if gap > self._window_max:
+            self._window_max = gap
+
+    def take_window_max(self) -> float:
+        """The longest gap that ended since the last call."""
+        value, self._window_max = self._window_max, 0.0
+        return value
+
+
 @dataclass
 class DeliveryCounters:
     """What happened to notifications, by kind; the metrics endpoint reads these."""
@@ -74,6 +104,9 @@ class DeliveryCounters:
     dead_lettered: Counter[str] = field(default_factory=Counter)  # by reason
     answers_cut: Counter[str] = field(default_factory=Counter)  # receiver answers, by why
     outbox_write_errors: int = 0  # transactions of the outbox that failed (reliable)
+    slowest: dict[str, float] = field(default_factory=dict)  # longest POST, s, by kind
+    gaps: GroupGaps | None = None  # kept only for a run's --report
+    faults: Counter[str] = field(default_factory=Counter)  # injected on purpose, by kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +182,17 @@ class Notifier:
         source: BodySource | None = None,
         spawn: Spawn | None = None,
         counters: DeliveryCounters | None = None,
+        faults: FaultRates | None = None,
     ) -> None:
         self.transport = transport
         self.policy = policy
         self.pool_size = transport.pool_size
         self.counters = counters if counters is not None else DeliveryCounters()
+        self.faults = (
+            FaultInjector(faults, transport, self.counters.faults)
+            if faults is not None and faults.active
+            else None
+        )
         self._source = source
         self._spawn = spawn
         self._wakeups = [asyncio.Event() for _ in range(self.pool_size)]
@@ -253,6 +292,7 @@ class Notifier:
         wakeup = self._wakeups[index]
         loop = asyncio.get_running_loop()
         policy, transport, in_flight = self.policy, self.transport, self._in_flight
+        faults = self.faults
         while True:
             notification = policy.take(index, loop.time())
             if notification is None:
@@ -277,13 +317,18 @@ class Notifier:
                     continue
                 notification.body = body  # a retry sends the same message
                 notification.attempts += 1
-                outcome = await transport.post(
-                    kind, notification.group_name, body, notification.message_id,
-                    notification.attempts,
-                )  # fmt: skip
-                if outcome.answer_cut is not None:
-                    self.counters.answers_cut[outcome.answer_cut] += 1
-                policy.settle(index, notification, outcome, loop.time())
+                if faults is None:
+                    outcome = await transport.post(
+                        kind, notification.group_name, body, notification.message_id,
+                        notification.attempts,
+                    )  # fmt: skip
+                    self._settle(index, notification, outcome)
+                else:
+                    await faults.send(
+                        kind, notification.group_dbid, notification.group_name, body,
+                        notification.message_id, notification.attempts,
+                        functools.partial(self._settle, index, notification),
+                    )  # fmt: skip
             except Exception:  # a bug in a policy: this notification is lost, not the worker
                 self.counters.failed[(kind, INTERNAL_ERROR)] += 1
                 log.exception(
@@ -296,6 +341,19 @@ class Notifier:
                 in_flight[kind] -= 1
             # no yield needed between POSTs: there are as many workers as pooled
             # connections, so a worker never waits for another's connection
+
+    def _settle(self, index: int, notification: Notification, outcome: Outcome) -> None:
+        """Book what a POST came to and hand it to the policy."""
+        counters = self.counters
+        if outcome.answer_cut is not None:
+            counters.answers_cut[outcome.answer_cut] += 1
+        kind = notification.kind
+        if outcome.elapsed > counters.slowest.get(kind, 0.0):
+            counters.slowest[kind] = outcome.elapsed
+        loop_time = asyncio.get_running_loop().time()
+        if counters.gaps is not None and outcome.reason is None:
+            counters.gaps.record(notification.group_dbid, notification.group_name, loop_time)
+        self.policy.settle(index, notification, outcome, loop_time)
 
     def _periodic_body(self, notification: Notification) -> bytes | None:
         """The body a periodic notification came without: None if the group is gone, b"" if
@@ -322,7 +380,10 @@ class Notifier:
         self.policy.close_begins()
         for wakeup in self._wakeups:
             wakeup.set()
-        abandoned = await self._stop_workers(self.transport.timeout if grace is None else grace)
+        grace = self.transport.timeout if grace is None else grace
+        abandoned = await self._stop_workers(grace)
+        if self.faults is not None:
+            await self.faults.close(grace)
         await self.policy.closed(abandoned)
         await self.transport.close()
 

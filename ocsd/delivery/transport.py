@@ -15,8 +15,10 @@ receiver sends; the status code still decides (a 2xx is an acceptance).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -163,11 +165,18 @@ class Transport:
         return {"webhook-id": message_id, "webhook-timestamp": str(int(time.time()))}
 
     async def post(
-        self, kind: Kind, group_name: str, body: bytes, message_id: str | None, attempt: int
+        self,
+        kind: Kind,
+        group_name: str,
+        body: bytes,
+        message_id: str | None,
+        attempt: int,
+        trickle: float | None = None,
     ) -> Outcome:
         """One attempt: the trace line, the POST, its latency; never raises but for
         cancellation. ``message_id`` and ``attempt`` go into the trace line when the
-        message has an id (reliable mode)."""
+        message has an id (reliable mode). ``trickle``: send the body at that many bytes
+        per second, in small chunks (the ``slow-send`` fault)."""
         msgid, text = MESSAGES[kind]
         started = time.perf_counter()
         try:
@@ -179,7 +188,7 @@ class Transport:
                 trace_lines.write(
                     msgid, text, group_name, self.safe_uri, attempt=attempt, webhook_id=message_id
                 )
-            outcome = await self._send(body, headers)
+            outcome = await self._send(body, headers, trickle)
         except Exception:
             log.exception(
                 "notification could not be sent: internal error",
@@ -193,12 +202,15 @@ class Transport:
             self._latency[kind].observe(elapsed)
         return outcome
 
-    async def _send(self, body: bytes, headers: dict[str, str] | None) -> Outcome:
+    async def _send(
+        self, body: bytes, headers: dict[str, str] | None, trickle: float | None = None
+    ) -> Outcome:
         """POST ``body`` once and classify what happened; network trouble is an outcome."""
         assert self._session is not None, "Transport.open() first"
+        data: bytes | AsyncIterator[bytes] = body if trickle is None else _trickled(body, trickle)
         try:
             async with self._session.post(
-                self._url, data=body, headers=headers, allow_redirects=False
+                self._url, data=data, headers=headers, allow_redirects=False
             ) as response:
                 cut = await discard_answer(response)
                 outcome = self._answer(response.status, response.headers.get("Retry-After"))
@@ -282,3 +294,17 @@ async def discard_answer(response: aiohttp.ClientResponse) -> str | None:
     except aiohttp.ClientError:  # broken off, bad chunked encoding
         return CUT_BROKEN
     return None
+
+
+#: Bytes per chunk of a trickled body (the ``slow-send`` fault).
+TRICKLE_CHUNK = 16
+
+
+async def _trickled(body: bytes, rate: float) -> AsyncIterator[bytes]:
+    """``body`` in chunks of :data:`TRICKLE_CHUNK` bytes, ``rate`` bytes per second (sent
+    with chunked transfer encoding, as a slow client or a congested link delivers it)."""
+    pause = TRICKLE_CHUNK / rate
+    for start in range(0, len(body), TRICKLE_CHUNK):
+        if start:
+            await asyncio.sleep(pause)
+        yield body[start : start + TRICKLE_CHUNK]

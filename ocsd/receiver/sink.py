@@ -2,12 +2,15 @@
 
 Every POST (any path) is a notification. The sink answers:
 
-- 2xx (200 ``{"ok": true}``) to a message that holds to the schema and to the life cycle;
+- 2xx (200 ``{"ok": true}``) to a message that holds to the schema and to the life cycle,
+  also when delivery did something to it: a duplicate of the group's previous message
+  or one that arrived out of order is answered 200 with ``"delivery": "duplicate"`` or
+  ``"out-of-order"``, counted and shown apart from the violations;
 - 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
   body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (contract: The body and Enumerations, docs/contract.md#body),
   409 to a valid body that breaks the life cycle (contract: Life cycle, docs/contract.md#life-cycle: a
-  transition it does not allow, a periodic notification for a group that is not loaded, a timestamp
-  going backwards, an action/status pair that does not fit).
+  transition it does not allow, a periodic notification for a group that is not loaded, an
+  action/status pair that does not fit).
 
 Every refusal is ``{"error": "<field>: <what> [<rule>]", "field": ..., "rule": ...,
 "problems": [...]}``. The rules live in :mod:`ocsd.receiver.validate`. The sink logs a one-line
@@ -42,6 +45,7 @@ from ocsd.logs import configure_logging, get_logger
 from ocsd.receiver.display import duration_text
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.receiver.validate import (
+    DELIVERY_ANOMALIES,
     MAX_NESTING,
     LifeCycleChecker,
     Problem,
@@ -107,10 +111,16 @@ class Judgement:
     body: Any = None
     problems: list[Problem] = field(default_factory=list)
     raw_excerpt: str | None = None
+    anomalies: list[Problem] = field(default_factory=list)  # delivery: duplicate, out of order
 
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    @property
+    def delivery(self) -> str | None:
+        """What delivery did to a valid message (``duplicate``, ``out-of-order``), if anything."""
+        return self.anomalies[0].rule if self.anomalies else None
 
     @property
     def first(self) -> Problem | None:
@@ -118,6 +128,8 @@ class Judgement:
 
     def answer(self) -> dict[str, Any]:
         if self.first is None:
+            if self.anomalies:
+                return {"ok": True, "delivery": self.delivery, "note": self.anomalies[0].message}
             return {"ok": True}
         return {
             "error": str(self.first),
@@ -169,6 +181,7 @@ def _feed_item(
         "rule": first.rule if first else None,
         "field": first.field if first else None,
         "error": first.message if first else None,
+        "delivery": judgement.delivery,
         "group": _text(body, gsw.GSW_CAMPAIGN_GROUP_NAME),
         "dbid": _text(body, gsw.GSW_CAMPAIGN_GROUP_DBID),
         "at": _text(body, gsw.GSW_DATE_TIME),
@@ -240,9 +253,10 @@ class Board:
         first = judgement.first
         group["messages"] += 1
         group["violations"] += 0 if judgement.valid else 1
-        group["last_verdict"] = first.rule if first else "valid"
-        if first is not None and first.rule == "timestamp":
-            return  # an older message: the view and the series keep the newer one
+        group["last_verdict"] = first.rule if first else (judgement.delivery or "valid")
+        if judgement.anomalies:
+            group["delivery_anomalies"] = group.get("delivery_anomalies", 0) + 1
+            return  # a duplicate or an older message: the view keeps the newer one
         at = float(body[gsw.GSW_DATE_TIME])
         group.update(_group_view(dbid, at, received, body))
         points = self.series.setdefault(dbid, deque(maxlen=SERIES_POINTS))
@@ -333,6 +347,7 @@ class Sink:
         self.accepted = 0
         self.refused = 0
         self.rules: Counter[str] = Counter()
+        self.delivery_anomalies: Counter[str] = Counter()  # duplicate, out-of-order
         self._seq = itertools.count(1)
         self._static = _load_static()
 
@@ -374,8 +389,10 @@ class Sink:
         problems = schema_problems(body)
         if problems:
             return Judgement(422, body, problems)
-        problems = self.checker.check(body)
-        return Judgement(409 if problems else 200, body, problems)
+        found = self.checker.check(body)
+        problems = [p for p in found if p.rule not in DELIVERY_ANOMALIES]
+        anomalies = [p for p in found if p.rule in DELIVERY_ANOMALIES]
+        return Judgement(409 if problems else 200, body, problems, anomalies=anomalies)
 
     def too_large(self) -> Judgement:
         return Judgement(
@@ -396,6 +413,7 @@ class Sink:
             "rule": first.rule if first else None,
             "field": first.field if first else None,
             "problems": [p.as_dict() for p in judgement.problems],
+            "delivery": judgement.delivery,
             "body": judgement.body,
         }
         if judgement.raw_excerpt is not None:
@@ -406,8 +424,25 @@ class Sink:
         if self.record is not None:
             self.record.write(line + b"\n")
             self.record.flush()
+        self._count_and_log(judgement)
+        return entry
+
+    def _count_and_log(self, judgement: Judgement) -> None:
+        """One log line per message: received, received with a delivery anomaly, or refused."""
+        first = judgement.first
         body = judgement.body if isinstance(judgement.body, dict) else {}
-        if first is None:
+        if first is None and judgement.anomalies:
+            self.accepted += 1
+            self.delivery_anomalies[judgement.anomalies[0].rule] += 1
+            log.info(
+                "notification received: " + judgement.anomalies[0].rule,
+                summary=summary(body),
+                delivery=judgement.anomalies[0].rule,
+                note=judgement.anomalies[0].message,
+                campaign_group=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)),
+                dbid=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_DBID)),
+            )
+        elif first is None:
             self.accepted += 1
             if self.terse:
                 log.info("notification received", summary=summary(body))
@@ -437,7 +472,6 @@ class Sink:
                 campaign_group=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_NAME)),
                 dbid=_clip(body.get(gsw.GSW_CAMPAIGN_GROUP_DBID)),
             )
-        return entry
 
     # -- HTTP handlers ---------------------------------------------------------------
 
@@ -474,6 +508,7 @@ class Sink:
                 "accepted": self.accepted,
                 "refused": self.refused,
                 "rules": dict(self.rules),
+                "delivery_anomalies": dict(self.delivery_anomalies),
                 **self.board.state(),
             }
         )

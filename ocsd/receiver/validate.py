@@ -27,9 +27,18 @@ Life-cycle rules (``Problem.rule``):
     is notified only when NotLoaded is reached.
 ``periodic-not-loaded``
     a periodic notification for a group whose last message left it NotLoaded.
-``timestamp``
-    ``GSW_DATE_TIME`` earlier than the previous message of the same group (equal is fine:
-    StopDialing and UnloadCampaign of one unload share their instant).
+
+Delivery anomalies (``Problem.rule`` in :data:`DELIVERY_ANOMALIES`): what networks and
+retries do to a feed, reported as what they are and not as contract violations:
+
+``duplicate``
+    the very body of the group's previous message again (same ``GSW_DATE_TIME``): a
+    retry after a lost answer, or a duplicating proxy;
+``out-of-order``
+    ``GSW_DATE_TIME`` earlier than a message of the same group already received (equal is
+    fine: StopDialing and UnloadCampaign of one unload share their instant): delivered
+    late, reordered, or stamped by a clock that went back. The group's state stays as
+    the newer message left it.
 
 Tolerance [ocsd decision], so a receiver that starts late or misses a message does not
 cry wolf forever:
@@ -38,8 +47,8 @@ cry wolf forever:
   checked on it (the messages before it were simply not seen);
 - every message that passes the schema, even one with a violation, then becomes the
   group's known state (the producer's latest word wins), so one missed message gives
-  one violation, not a cascade; except a message whose timestamp goes backwards: it is
-  stale, and the state stays as the newer message left it;
+  one violation, not a cascade; except a duplicate or an out-of-order message: the
+  state stays as the newer message left it;
 - a daemon restarted while groups were loaded shows up as a ``transition`` violation
   (e.g. LoadCampaign of a group last seen Running): OCS never said they were unloaded.
 """
@@ -55,6 +64,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -73,6 +83,8 @@ from ocsd.core.genesys import (
 )
 
 SCHEMA_FILE = "campaign-group-state.schema.json"
+#: Rules that name what delivery did to a message, not a contract violation.
+DELIVERY_ANOMALIES = frozenset({"duplicate", "out-of-order"})
 #: ocsd's contract, in the repository and on the docs site: every life-cycle refusal
 #: names the section it applies (tests/unit/test_docs_contract.py checks each anchor).
 CONTRACT_PAGE = "docs/contract.md"
@@ -130,8 +142,8 @@ class Problem:
 
     ``rule`` is ``schema.<keyword>`` (``schema.required``, ``schema.type``...) or
     ``schema.<conditional rule>`` (``schema.dial-mode-only-while-running``) for the
-    schema, or a life-cycle rule (``transition``, ``periodic-not-loaded``,
-    ``timestamp``, ``action-status``). ``field`` is the JSON path of the field at fault
+    schema, a life-cycle rule (``transition``, ``periodic-not-loaded``,
+    ``action-status``), or a delivery anomaly (``duplicate``, ``out-of-order``). ``field`` is the JSON path of the field at fault
     (``GSW_CALLING_LISTS[0].GSW_CALLING_LIST_DBID``), or None for the body as a whole.
     """
 
@@ -345,6 +357,7 @@ class GroupState:
     at: float
     dialing: tuple[Any, ...] | None  # (mode, optimize by, goal) while running
     messages: int = 1
+    digest: int = 0  # of the message's body: a duplicate has the same
 
 
 def action_status_problem(action: int, status: int) -> Problem | None:
@@ -398,24 +411,35 @@ class LifeCycleChecker:
         pair = action_status_problem(action, raw_status)
         if pair is not None:
             problems.append(pair)
+        digest = hash(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
         previous = self.groups.pop(dbid, None)  # re-inserted below: most recently seen last
         if previous is None:  # first message seen of this group: it establishes the state
-            self._remember(dbid, GroupState(status, at, dialing))
+            self._remember(dbid, GroupState(status, at, dialing, digest=digest))
             return problems
+        if digest == previous.digest:
+            self.groups[dbid] = previous
+            return [
+                Problem(
+                    "duplicate",
+                    None,
+                    "the same body as this group's previous message (same GSW_DATE_TIME): "
+                    "delivered twice, not a contract violation",
+                )
+            ]
         if at < previous.at:
             problems.append(
                 Problem(
-                    "timestamp",
+                    "out-of-order",
                     GSW_DATE_TIME,
-                    f"{body.get(GSW_DATE_TIME)} is earlier than the previous message of this "
-                    f"group ({previous.at:.3f}): the message is stale or the clock went back "
-                    f"({contract('Formats', 'formats')})",
+                    f"{body.get(GSW_DATE_TIME)} is earlier than a message of this group already "
+                    f"received ({previous.at:.3f}): delivered late or out of order (or the "
+                    "sender's clock went back); the newer message keeps the say",
                 )
             )
             self.groups[dbid] = previous  # stale: the newer message keeps the say
             return problems
         problems.extend(self._sequence(action, status, dialing, previous))
-        self.groups[dbid] = GroupState(status, at, dialing, previous.messages + 1)
+        self.groups[dbid] = GroupState(status, at, dialing, previous.messages + 1, digest)
         return problems
 
     def _remember(self, dbid: str, state: GroupState) -> None:

@@ -26,15 +26,17 @@ from ocsd.config.settings import Settings, silence_warnings
 from ocsd.core.engine import Engine
 from ocsd.core.identity import Tenant
 from ocsd.delivery.errors import DeliveryError
-from ocsd.delivery.notifier import Notifier
+from ocsd.delivery.notifier import GroupGaps, Notifier
 from ocsd.logs import get_logger
 from ocsd.logs.redact import redact_uri
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
 from ocsd.service import control_api
+from ocsd.service.bounded_run import EXIT_THRESHOLD_FAILED, RunBounds, report
 from ocsd.service.controller import ControlService, DaemonState
 from ocsd.service.feed import Feed
 from ocsd.service.metrics import Metrics
 from ocsd.service.reload import Reloader
+from ocsd.service.run_record import RunRecorder
 from ocsd.service.scheduler import Scheduler
 from ocsd.service.sending import Delivery, build_delivery
 from ocsd.service.supervisor import Supervisor
@@ -56,15 +58,18 @@ class StartupError(Exception):
 class Daemon:
     """One running ocsd: the rooms, wired, and their life cycle."""
 
+    recorder: RunRecorder | None  # a bounded run's samples, for its --report
+
     def __init__(
         self,
         settings: Settings,
         config_path: str | None = None,
         clock: Callable[[], float] = time.time,
         start_all: bool = False,
+        bounds: RunBounds | None = None,
     ) -> None:
-        self.clock = clock
-        self.start_all = start_all
+        self.clock, self.start_all, self.bounds = clock, start_all, bounds or RunBounds()
+        self.ran_s, self.recorder = 0.0, None  # wall seconds from ready to stopped
         started_wall = clock()
         self.state = DaemonState(config_path or "embedded example")
         self.metrics = Metrics()
@@ -80,6 +85,7 @@ class Daemon:
         self.feed = Feed(
             engine, Tenant(settings.tenant_name, settings.tenant_ccid), self.metrics, clock
         )
+        self.feed.counters.gaps = GroupGaps() if self.bounds.report is not None else None
         # one scheduler for every group's periodic notification, each at its own phase
         self.ticker = PhasedTicker(
             settings.campaigngroup_states_interval,
@@ -138,10 +144,16 @@ class Daemon:
     async def serve(self) -> None:
         with self._signal_handlers():
             await self.startup()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            self._bound_the_run(loop)
             try:
                 await self._should_exit.wait()
             finally:
                 await self.shutdown()
+                self.ran_s = loop.time() - started
+                if self.recorder is not None:
+                    self.recorder.sample()  # the end of the run
 
     async def startup(self) -> None:
         """Start every room; on failure, undo what was started and raise StartupError."""
@@ -168,6 +180,12 @@ class Daemon:
         )
         for warning in silence_warnings(settings):
             log.warning(warning)
+        if faults := settings.fault_rates().described():
+            log.warning(
+                "faults are injected on purpose ([faults]): the receiver gets dropped, "
+                "late, reordered, duplicated or altered notifications",
+                faults=faults,
+            )
         self.state.ready = True
         if self.start_all:  # after the control API answers, a batch per loop iteration
             task = self.supervisor.spawn("ocsd-start-all", self._start_all)
@@ -290,6 +308,21 @@ class Daemon:
         self.state.stopping = True  # /readyz says so from now on
         self._should_exit.set()
 
+    def _bound_the_run(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Arm the end of a bounded run, and sample it over time for its report."""
+        if self.bounds.duration is not None:
+            timer = loop.call_later(self.bounds.duration, self._duration_reached)
+            self._stack.callback(timer.cancel)
+        gaps = self.feed.counters.gaps
+        if self.bounds.report is not None and gaps is not None:
+            self.recorder = RunRecorder(self.feed.counters, self.metrics.post_latency, gaps)
+            task = self.supervisor.spawn("ocsd-run-recorder", self.recorder.run, forever=True)
+            self._stack.push_async_callback(_cancel, [task])
+
+    def _duration_reached(self) -> None:
+        log.info("run duration reached: stopping", duration_s=self.bounds.duration)
+        self.request_exit()
+
     def _task_failed(self, name: str) -> None:
         """A supervised task keeps dying: stop, and exit non-zero."""
         self.exit_code = EXIT_TASK_FAILED
@@ -382,10 +415,15 @@ def _settle_heap() -> None:
         gc.enable()
 
 
-def run(settings: Settings, config_path: str | None = None, start_all: bool = False) -> int:
-    """Run the daemon on uvloop until stopped; the process exit code."""
+def run(
+    settings: Settings,
+    config_path: str | None = None,
+    start_all: bool = False,
+    bounds: RunBounds | None = None,
+) -> int:
+    """Run the daemon on uvloop until stopped (or its duration ends); the exit code."""
     gc.disable()  # start-up allocates long-lived objects only; see _settle_heap
-    daemon = Daemon(settings, config_path, start_all=start_all)
+    daemon = Daemon(settings, config_path, start_all=start_all, bounds=bounds)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             runner.run(daemon.serve())
@@ -396,4 +434,9 @@ def run(settings: Settings, config_path: str | None = None, start_all: bool = Fa
             if daemon._force_exit:
                 return EXIT_FORCED
             raise
+    if daemon.bounds.reports:
+        counters = daemon.feed.counters
+        summary = report(daemon.bounds, daemon.metrics, counters, daemon.ran_s, daemon.recorder)
+        if not summary.passed and daemon.exit_code == EXIT_OK:
+            return EXIT_THRESHOLD_FAILED
     return daemon.exit_code

@@ -22,6 +22,7 @@ from ocsd.logs.redact import redact_uri
 
 #: Options of delivery: a change makes a new notifier (a new pool, a new delivery mode).
 DELIVERY_OPTIONS = (
+    *(name for name in Settings.model_fields if name.startswith("fault_")),
     "send_campaigngroup_states",
     "campaigngroup_states_uri",
     "http_response_timeout",
@@ -93,7 +94,14 @@ def build_delivery(
             ) from None
     else:
         policy = OcsPolicy()
-    notifier = Notifier(transport, policy, source=source, spawn=spawn, counters=counters)
+    notifier = Notifier(
+        transport,
+        policy,
+        source=source,
+        spawn=spawn,
+        counters=counters,
+        faults=settings.fault_rates(),
+    )
     return Delivery(notifier, reliable)
 
 

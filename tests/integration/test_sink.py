@@ -147,9 +147,6 @@ async def test_a_schema_violation_gets_422_naming_the_field_and_rule(sink_server
             "GSW_CAMPAIGN_GROUP_ACTION",
             id="periodic-not-loaded",
         ),
-        pytest.param(
-            [(7, 4, 10.0), (0, 4, 9.0)], "timestamp", "GSW_DATE_TIME", id="timestamp-backwards"
-        ),
         pytest.param([(9, 4, 1.0)], "action-status", "GSW_CAMPAIGN_GROUP_STATUS", id="pair"),
     ],
 )
@@ -161,6 +158,26 @@ async def test_a_life_cycle_violation_gets_409_naming_the_rule(sink_server, mess
     assert code == 409
     assert (answer["rule"], answer["field"]) == (rule, field)
     assert answer["error"].endswith(f"[{rule}]")
+
+
+async def test_a_duplicate_and_an_out_of_order_message_are_delivery_anomalies_not_violations(
+    sink_server,
+):
+    """What networks and retries do is answered 200 and reported as what it is, apart
+    from the contract's violations (rules) and without changing the group's state."""
+    assert (await sink_server.post(body(7, 4, 10.0)))[0] == 200
+    assert (await sink_server.post(body(9, 5, 11.0)))[0] == 200
+    code, duplicate = await sink_server.post(body(9, 5, 11.0))  # the same body again
+    assert (code, duplicate["ok"], duplicate["delivery"]) == (200, True, "duplicate")
+    code, late = await sink_server.post(body(0, 4, 10.5))  # older than the start
+    assert (code, late["delivery"]) == (200, "out-of-order")
+    assert "10.500" in late["note"] and "11.000" in late["note"]
+    _code, state, _headers = await sink_server.get("/api/state")
+    assert state["delivery_anomalies"] == {"duplicate": 1, "out-of-order": 1}
+    assert (state["accepted"], state["refused"], state["rules"]) == (4, 0, {})
+    (group,) = state["groups"]
+    assert (group["status"], group["violations"], group["delivery_anomalies"]) == (5, 0, 2)
+    assert state["feed"][0]["delivery"] == "out-of-order"
 
 
 async def test_bad_input_is_refused_and_the_sink_keeps_serving(sink_server):
@@ -233,7 +250,7 @@ async def test_the_dashboard_api_has_groups_series_and_the_feed(sink_server):
     await sink_server.post(body(9, 5, 2.0))
     await sink_server.post(body(0, 5, 3.0, hit=0.25))
     await sink_server.post(body(0, 5, 4.0, hit=None))
-    await sink_server.post(body(0, 5, 3.5))  # stale: refused, not in the series
+    await sink_server.post(body(0, 5, 3.5))  # late: out of order, not in the series
     await sink_server.post(body(7, 4, 1.0, dbid=102))
     code, state, _headers = await sink_server.get("/api/state")
     assert code == 200
@@ -246,7 +263,7 @@ async def test_the_dashboard_api_has_groups_series_and_the_feed(sink_server):
         85,
     )
     assert group["hit_ratio"] is None and group["busy_factor"] == 0.8
-    assert (group["messages"], group["violations"], group["last_verdict"]) == (5, 1, "timestamp")
+    assert (group["messages"], group["violations"], group["last_verdict"]) == (5, 0, "out-of-order")
     assert state["series_fields"] == [
         "at",
         "busy_factor",
@@ -258,8 +275,12 @@ async def test_the_dashboard_api_has_groups_series_and_the_feed(sink_server):
     assert [p[2] for p in state["series"]["101"]] == [0.3, 0.3, 0.25, None]
     feed = state["feed"]
     assert [e["seq"] for e in feed] == [6, 5, 4, 3, 2, 1], "newest first"
-    assert (feed[1]["valid"], feed[1]["rule"], feed[1]["http_status"]) == (False, "timestamp", 409)
-    assert (state["accepted"], state["refused"], state["rules"]) == (5, 1, {"timestamp": 1})
+    assert (feed[1]["valid"], feed[1]["delivery"], feed[1]["http_status"]) == (
+        True,
+        "out-of-order",
+        200,
+    )
+    assert (state["accepted"], state["refused"], state["rules"]) == (6, 0, {})
 
 
 async def test_the_series_is_capped(sink_server):

@@ -33,6 +33,7 @@ BASE = {
     "OCServer": [],
     "tenant": [],
     "ocsd": [],
+    "faults": [],
     "calling-list:L1": [
         "dbid = 201",
         "live-answer-rate = 0",  # the rates must sum to at most 1: leave room for one
@@ -95,7 +96,9 @@ def test_every_number_option_has_a_finite_range(model: type[BaseModel]) -> None:
         assert math.isfinite(bound.low) and math.isfinite(bound.high) and bound.low < bound.high
         is_int = info.annotation is int or int in typing.get_args(info.annotation)
         assert bound.whole == is_int, f"{field}: Bound(whole=) must match its type"
-    assert len(BOUNDED) == 27  # 11 in [OCServer] and [ocsd], 9 per list, 7 per group
+    assert (
+        len(BOUNDED) == 39
+    )  # 12 in [OCServer] and [ocsd], 11 in [faults], 9 per list, 7 per group
 
 
 def test_the_configuration_reference_shows_each_range() -> None:
@@ -105,6 +108,7 @@ def test_the_configuration_reference_shows_each_range() -> None:
     anchors = {
         "OCServer": "ocserver",
         "ocsd": "ocsd",
+        "faults": "faults",
         "calling-list:L1": "calling-list",
         "campaign-group:G1": "campaign-group",
     }
@@ -171,7 +175,7 @@ def test_a_value_inside_the_range_is_taken_and_one_outside_refused_in_one_line(
     section, option, field, bound, whole, value, fits = case
     if field == "dbid":
         assume(value not in ("101", "201"))  # the other section's DBID: another refusal
-    from_environment &= section in ("OCServer", "ocsd")  # group options have no variables
+    from_environment &= section in ("OCServer", "ocsd", "faults")  # groups have no variables
     directory = tmp_path_factory.mktemp("ranges")
     path, number = write(directory, section, "" if from_environment else f"{option} = {value}")
     variable = f"OCSD_{field.upper()}"

@@ -205,16 +205,26 @@ def test_a_dial_mode_change_without_set_dialing_mode_is_named():
     assert "SetDialingMode" in problem.message
 
 
-def test_a_timestamp_going_backwards_is_named_and_the_stale_message_is_ignored():
+def test_a_message_older_than_one_received_is_out_of_order_and_changes_nothing():
     checker = LifeCycleChecker()
     assert checker.check(msg(A, ACTIVE, 100.0)) == []
     assert checker.check(msg(S, RUNNING, 101.0)) == []
     (problem,) = checker.check(msg(P, ACTIVE, 100.5))  # stale: older than the start
-    assert (problem.rule, problem.field) == ("timestamp", "GSW_DATE_TIME")
+    assert (problem.rule, problem.field) == ("out-of-order", "GSW_DATE_TIME")
     assert "100.500" in problem.message and "101.000" in problem.message
     assert checker.known_status(101) == GroupStatus.RUNNING, "the stale message changed nothing"
     assert checker.check(msg(P, RUNNING, 102.0)) == []
     assert checker.check(msg(ST, ACTIVE, 102.0)) == [], "the same instant is not backwards"
+
+
+def test_the_same_body_twice_is_a_duplicate_and_changes_nothing():
+    checker = LifeCycleChecker()
+    assert checker.check(msg(A, ACTIVE, 100.0)) == []
+    assert checker.check(msg(S, RUNNING, 101.0)) == []
+    (problem,) = checker.check(msg(S, RUNNING, 101.0))
+    assert problem.rule == "duplicate" and "delivered twice" in problem.message
+    assert checker.known_status(101) == GroupStatus.RUNNING
+    assert checker.check(msg(P, RUNNING, 102.0)) == [], "the next message is judged as usual"
 
 
 def test_timestamps_are_compared_per_group():
