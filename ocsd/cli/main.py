@@ -466,14 +466,15 @@ def _add_verdict_options(parser: argparse.ArgumentParser) -> None:
         "--summary-json",
         type=record_path,
         metavar="FILE",
-        help="also write the run summary as JSON to FILE",
+        help="also write the run summary as JSON to FILE (default: no file)",
     )
     parser.add_argument(
         "--report",
         type=record_path,
         metavar="FILE.html",
         help="also write a self-contained HTML report with charts over time (receiver "
-        "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html",
+        "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html "
+        "(default: no report)",
     )
 
 
@@ -490,7 +491,9 @@ def _add_replay(commands: Commands) -> None:
         ),
     )
     replay.add_argument("file", type=record_path, metavar="FILE", help="the recorded feed")
-    replay.add_argument("--uri", type=http_url, required=True, help="the receiver's URL")
+    replay.add_argument(
+        "--uri", type=http_url, required=True, help="the receiver's URL (required, no default)"
+    )
     replay.add_argument(
         "--speed",
         type=bounded(REPLAY_SPEED),
@@ -500,7 +503,7 @@ def _add_replay(commands: Commands) -> None:
     replay.add_argument(
         "--rebase-time",
         action="store_true",
-        help="set GSW_DATE_TIME to the moment each body is sent",
+        help="set GSW_DATE_TIME to the moment each body is sent (default: as recorded)",
     )
     _config_option(
         replay, "INI file for the HTTP client, signing and log format (default: $OCSD_CONFIG)"
