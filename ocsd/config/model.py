@@ -425,7 +425,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{problem} (127.0.0.1: this machine only, 0.0.0.0: every interface)")
         return value.strip()
 
-    @field_validator("seed", "max_attempts", mode="before")
+    @field_validator("seed", "max_attempts", "fault_seed", mode="before")
     @classmethod
     def _empty_number_is_none(cls, value: Any) -> Any:
         """Empty is not set, so a file may leave it to the environment."""

@@ -21,6 +21,7 @@ import json
 import re
 
 import aiohttp
+from support.ini import IDLE_A
 from support.net import LOCALHOST
 
 TIME_SCALE = 600
@@ -90,8 +91,7 @@ async def test_unload_with_calls_in_progress_says_waiting_unload_and_what_follow
 async def test_unload_without_calls_in_progress_says_nothing_more(
     ocsd_process, run_ocsd, write_ini, ini_sections, receiver
 ) -> None:
-    idle = {"campaign-group:Renewals@Retention Team": {"agents": 0}}
-    config = write_ini(ini_sections(receiver.url, interval=0, **idle))
+    config = write_ini(ini_sections(receiver.url, interval=0, **IDLE_A))
     async with ocsd_process(config) as proc:
         await run_ocsd("ctl", "--url", proc.control_url, "load", "101")
         unload = await run_ocsd("ctl", "--url", proc.control_url, "unload", "101")

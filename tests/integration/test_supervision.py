@@ -61,11 +61,13 @@ async def test_a_post_that_fails_inside_ocsd_is_counted_and_the_worker_goes_on(
     send = transport._send
     calls = []
 
-    async def breaks_once(body: bytes, headers: dict[str, str] | None):
+    async def breaks_once(
+        body: bytes, headers: dict[str, str] | None, trickle: float | None = None
+    ):
         calls.append(body)
         if len(calls) == 1:
             raise KeyError("a bug on the way to the wire")
-        return await send(body, headers)
+        return await send(body, headers, trickle)
 
     transport._send = breaks_once
     with structlog.testing.capture_logs() as logs:

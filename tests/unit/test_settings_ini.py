@@ -211,7 +211,8 @@ def old_parse_ini(text: str, path: str) -> IniFile:
         if canonical is None:
             raise ConfigError(
                 f"{where}: [{section}] unknown section (known: OCServer, tenant, ocsd, "
-                "campaign-group:<name>, calling-list:<name>)"
+                "faults, campaign-group:<name>, calling-list:<name>, "
+                "campaign-group-template:<name>)"
             )
         known_options = SECTION_OPTIONS[canonical]
         for option, value in options.items():
@@ -544,13 +545,13 @@ def test_structural_errors(text: str, message: str) -> None:
         pytest.param(
             "[paint]\ncolour = red\n",
             "1: [paint] unknown section (known: OCServer, tenant, ocsd, "
-            "campaign-group:<name>, calling-list:<name>)",
+            "faults, campaign-group:<name>, calling-list:<name>, campaign-group-template:<name>)",
             id="unknown-section",
         ),
         pytest.param(
             "[ocsd]\n[ ocsd ]\n",
             "2: [ ocsd ] unknown section (known: OCServer, tenant, ocsd, "
-            "campaign-group:<name>, calling-list:<name>)",
+            "faults, campaign-group:<name>, calling-list:<name>, campaign-group-template:<name>)",
             id="spaces-in-the-brackets",
         ),
         pytest.param(
