@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ocsd.config.model import CallingListSettings, CampaignGroupSettings, ConfigError
-from ocsd.config.templates import TEMPLATE_PREFIX, Expansion, expand
+from ocsd.config.templates import MAX_COUNT, TEMPLATE_PREFIX, Expansion, expand
 
 GROUP_PREFIX = "campaign-group:"
 LIST_PREFIX = "calling-list:"
@@ -364,6 +364,12 @@ def _merge_templates(
 ) -> None:
     """Add what the templates made to the written groups and lists; a name made twice
     (by two templates, or by a template and a written section) is an error naming both."""
+    total = sum(len(expansion.groups) for expansion in ini.expansions)
+    if total > MAX_COUNT:
+        raise ConfigError(
+            f"{ini.path}: the templates make {total:,} campaign groups; at most {MAX_COUNT:,} "
+            "in all (what a 64 MiB file could hold written out)"
+        )
     for expansion in ini.expansions:
         section = f"{TEMPLATE_PREFIX}{expansion.template}"
         for made, into, prefix in ((expansion.groups, groups, GROUP_PREFIX),

@@ -3,7 +3,7 @@
 A load test needs thousands of groups; writing them out is not a configuration anyone
 reads. A template section takes every option of a group and of its calling list, plus::
 
-    count = 5000              ; groups to make (1 to 1,000,000)
+    count = 5000              ; groups to make (1 to 200,000 in all templates)
     first-dbid = 100000       ; the groups' DBIDs: first-dbid, first-dbid + 1, ...
     list-first-dbid = 200000  ; their calling lists' DBIDs (default: first-dbid + count)
     name = Load {n:05d}       ; each group's name (default: "<template> {n}")
@@ -32,7 +32,10 @@ OWN_OPTIONS = ("count", "first-dbid", "list-first-dbid", "name", "list-name")
 NOT_IN_TEMPLATES = frozenset({"dbid", "uuid", "calling-lists"})
 #: Group options whose text may use the placeholders.
 PATTERNED = ("campaign", "group", "queue", "template")
-MAX_COUNT = 1_000_000
+#: Groups all the templates of a file may make: about what the 64 MiB a file may hold
+#: written out (bench/scale.py's sections: ~350 bytes a group), so a one-line count
+#: cannot ask for more memory than a file could (100,000 running groups: 2.2 GiB).
+MAX_COUNT = 200_000
 MAX_DBID = 2**31 - 1
 
 _GROUP_OPTIONS = frozenset(f.replace("_", "-") for f in CampaignGroupSettings.model_fields)

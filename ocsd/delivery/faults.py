@@ -36,6 +36,12 @@ DELAY_CUT = "fault injected: delay, cut short by the stop"
 #: once for the held one to arrive after it.
 OVERTAKING_EXEMPT = frozenset({"drop", "delay", "reorder"})
 
+#: The faults that keep a notification in memory for a while.
+HOLDING = frozenset({"delay", "reorder"})
+#: Notifications delayed or held back at most at once: past it, no more are (and none
+#: is counted as such), so a long delay-time at a high rate cannot fill the memory.
+MAX_WAITING = 100_000
+
 Settle = Callable[[Outcome], None]
 
 
@@ -80,6 +86,8 @@ class FaultInjector:
         held = self._held.pop(dbid, None)
         if held is not None:  # it overtakes the one held back: it is sent, now
             faults -= OVERTAKING_EXEMPT
+        elif self.waiting >= MAX_WAITING:  # memory stays bounded whatever delay-time is
+            faults -= HOLDING
         for fault in sorted(faults):
             self._note(fault, kind, name, dbid, number, message_id)
         if "drop" in faults:

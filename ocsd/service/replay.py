@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -49,6 +49,8 @@ log = get_logger("ocsd.replay")
 QUEUED_PER_CONNECTION = 8
 #: Seconds between two looks while a group's previous notification still waits.
 WAIT_STEP_S = 0.0005
+#: Longest line replayed: a body is a few KiB; a runaway line is skipped, not read whole.
+MAX_LINE_BYTES = 16 * 2**20
 _DATE_TIME = re.compile(rb'"GSW_DATE_TIME":"[^"]*"')
 
 
@@ -73,7 +75,13 @@ class ReplayFile:
 
     def __iter__(self) -> Iterator[Recorded]:
         with self.path.open("rb") as file:
-            for number, raw in enumerate(file, 1):
+            number = 0
+            while raw := file.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    _skip_rest_of_line(file)
+                    self._skip(number, f"longer than {MAX_LINE_BYTES // 2**20} MiB")
+                    continue
                 if not raw.strip():
                     continue
                 recorded = self._parse(number, raw)
@@ -108,6 +116,13 @@ class ReplayFile:
     def _skip(self, number: int, why: str) -> None:
         self.skipped.append((number, why))
         log.warning("replay line skipped", file=str(self.path), line=number, reason=why)
+
+
+def _skip_rest_of_line(file: BinaryIO) -> None:
+    """Read past the end of an over-long line, a chunk at a time."""
+    while chunk := file.readline(MAX_LINE_BYTES):
+        if chunk.endswith(b"\n"):
+            return
 
 
 def rebased(body: bytes, epoch: float) -> bytes:

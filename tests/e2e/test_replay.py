@@ -81,6 +81,7 @@ async def test_a_bad_line_is_named_and_skipped_and_speed_0_sends_at_once(receive
     feed = tmp_path / "bodies.jsonl"
     lines = [json.dumps({**body, "GSW_DATE_TIME": f"{1000 + 100 * n}.000"}) for n in range(5)]
     lines.insert(2, "{not json")
+    lines.insert(4, "x" * (17 * 2**20))  # a runaway line: skipped, not read whole
     feed.write_text("\n".join(lines) + "\n")
     done = await run_command(
         ocsd_command("replay", str(feed), "--uri", receiver.url, "--speed", "0", "--rebase-time"),
@@ -89,7 +90,7 @@ async def test_a_bad_line_is_named_and_skipped_and_speed_0_sends_at_once(receive
     assert done.returncode == 0, done.stderr
     assert done.elapsed < 20, "400 s of recording at speed 0 is not waited for"
     skipped = [json.loads(x) for x in done.stdout.splitlines() if "replay line skipped" in x]
-    assert [(s["line"], s["reason"][:8]) for s in skipped] == [(3, "not JSON")]
+    assert [(s["line"], s["reason"][:8]) for s in skipped] == [(3, "not JSON"), (5, "longer t")]
     times = [float(r.json["GSW_DATE_TIME"]) for r in receiver.received]
     assert len(times) == 5 and times == sorted(times) and times[0] > 1_700_000_000, "rebased"
 

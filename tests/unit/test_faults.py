@@ -55,3 +55,28 @@ def test_the_unknown_field_keeps_the_body_json():
     extended = json.loads(add_unknown_field(BODY))
     assert UNKNOWN_FIELD in extended and extended["GSW_X"] == 1
     assert list(extended)[-1] == UNKNOWN_FIELD
+
+
+async def test_held_notifications_are_bounded(monkeypatch):
+    """Past MAX_WAITING delayed ones, delay no longer hits (none counted as hit)."""
+    import asyncio
+    from collections import Counter
+
+    from ocsd.delivery import faults as injector_module
+    from ocsd.delivery.transport import Outcome
+
+    class NoTransport:
+        async def post(self, *args, **kwargs):
+            return Outcome(None, {})
+
+    monkeypatch.setattr(injector_module, "MAX_WAITING", 5)
+    injected: Counter[str] = Counter()
+    rates = FaultRates(delay=1.0, delay_time=60.0)
+    faults = injector_module.FaultInjector(rates, NoTransport(), injected)  # type: ignore[arg-type]
+    settled = []
+    for n in range(8):
+        await faults.send("periodic", 100 + n, "G", BODY, None, 1, settled.append)
+    assert injected["delay"] == 5 and faults.waiting == 5
+    assert len(settled) == 3, "the rest were sent at once"
+    await faults.close(0.01)
+    await asyncio.sleep(0)

@@ -119,3 +119,15 @@ def test_dbids_of_a_template_must_not_collide(tmp_path):
     text = TEMPLATE.replace("count = 3", "count = 3\nlist-first-dbid = 501")
     with pytest.raises(ConfigError, match="501"):
         load_settings(_write(tmp_path, text))
+
+
+def test_templates_make_at_most_200000_groups_in_all(tmp_path):
+    """A one-line count cannot ask for more memory than a 64 MiB file could."""
+    over = TEMPLATE.replace("count = 3", "count = 200001")
+    with pytest.raises(ConfigError, match="count: 200001 is out of range"):
+        load_settings(_write(tmp_path, over))
+    two = TEMPLATE.replace("count = 3", "count = 150000") + TEMPLATE.replace(
+        "[campaign-group-template:Load]", "[campaign-group-template:More]"
+    ).replace("count = 3", "count = 150000").replace("first-dbid = 500", "first-dbid = 900000")
+    with pytest.raises(ConfigError, match="the templates make 300,000 campaign groups"):
+        load_settings(_write(tmp_path, two.replace("name = Load {n:03d}", "name = {template} {n}")))
