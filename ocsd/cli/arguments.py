@@ -125,6 +125,17 @@ def record_path(text: str) -> Path:
     return Path(file_path(text))
 
 
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write at the end of a run, in a directory that exists
+    (checked now: a report lost after a ten-minute run is found out too late)."""
+    path = record_path(text)
+    if not path.resolve().parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: directory {str(path.resolve().parent)!r} does not exist"
+        )
+    return path
+
+
 def bearer_token(text: str) -> str:
     """An argparse type: a token an HTTP header can carry (printable ASCII, no spaces);
     a newline in it made urllib raise ValueError with a traceback."""

@@ -23,6 +23,7 @@ from ocsd.cli.arguments import (
     host,
     http_url,
     listen_port,
+    output_file,
     record_path,
 )
 from ocsd.config.ranges import (
@@ -464,13 +465,13 @@ def _add_verdict_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--summary-json",
-        type=record_path,
+        type=output_file,
         metavar="FILE",
         help="also write the run summary as JSON to FILE (default: no file)",
     )
     parser.add_argument(
         "--report",
-        type=record_path,
+        type=output_file,
         metavar="FILE.html",
         help="also write a self-contained HTML report with charts over time (receiver "
         "latency, throughput, failures by reason, per-group delivery gaps) to FILE.html "
