@@ -141,8 +141,8 @@ async def measure(
     async with aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=10),
+        # the same two headers ocsd sends (aiohttp's default User-Agent: a bare client's)
         headers={"Content-Type": "application/json"},
-        skip_auto_headers=("User-Agent",),
         raise_for_status=False,
     ) as session:
         stop = asyncio.Event()

@@ -2,7 +2,8 @@
 
 Counters live where the work happens (the notifier's DeliveryCounters, the ticker,
 the reload count) as plain integers; this collector reads them at scrape time, so
-the hot path pays nothing for metrics. Histograms are prometheus-client's own.
+the hot path pays nothing for metrics. The POST latency histogram is ocsd's own
+(``ocsd.delivery.latency``: no locks on the hot path), the others prometheus-client's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ocsd.core.genesys import GroupStatus, status_name
+from ocsd.delivery.latency import LatencyHistogram
 from ocsd.delivery.notifier import DeliveryCounters, DeliveryFigures
 
 #: Fine enough that a run's percentiles, interpolated within a bucket as Prometheus's
@@ -34,7 +36,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.post_latency = Histogram(
+        self.post_latency = LatencyHistogram(
             "ocsd_post_latency_seconds",
             "Time from the start of a POST to its answer (or failure)",
             ["kind"],

@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import Histogram
-
+from ocsd.delivery.latency import LatencyHistogram
 from ocsd.delivery.notifier import DeliveryCounters, GroupGaps
 
 #: Samples kept at most: past it every other one is let go (the counters are cumulative,
@@ -40,7 +39,7 @@ class RunRecorder:
     """Samples of one run, every ``every`` seconds, at most :data:`MAX_SAMPLES`."""
 
     counters: DeliveryCounters
-    latency: Histogram
+    latency: LatencyHistogram
     gaps: GroupGaps
     clock: Callable[[], float] = time.monotonic
     every: float = 1.0

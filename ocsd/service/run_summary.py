@@ -26,6 +26,7 @@ from ocsd.core.verdict import (
     histogram_quantile,
     ratio,
 )
+from ocsd.delivery.latency import LatencyHistogram
 from ocsd.delivery.notifier import DeliveryCounters
 
 KINDS = ("state", "periodic")
@@ -86,7 +87,7 @@ class RunSummary:
 
 def summarize(
     counters: DeliveryCounters,
-    post_latency: Histogram,
+    post_latency: Histogram | LatencyHistogram,
     tick_lateness: Histogram,
     duration_s: float,
     thresholds: Sequence[Threshold] = (),
@@ -145,7 +146,7 @@ def _by_kind(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
     return result
 
 
-def _buckets(histogram: Histogram) -> dict[str, list[tuple[float, float]]]:
+def _buckets(histogram: Histogram | LatencyHistogram) -> dict[str, list[tuple[float, float]]]:
     """Cumulative (bound, count) per ``kind`` label and summed over them ("all")."""
     per_label: dict[str, dict[float, float]] = {}
     for metric in histogram.collect():

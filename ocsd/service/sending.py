@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import Histogram
-
 from ocsd.config.settings import Settings
 from ocsd.delivery.errors import DeliveryError
+from ocsd.delivery.latency import LatencyHistogram
 from ocsd.delivery.notifier import BodySource, DeliveryCounters, DeliveryPolicy, Notifier, Spawn
 from ocsd.delivery.ocs import OcsPolicy
 from ocsd.delivery.reliable import ReliablePolicy
@@ -50,7 +49,7 @@ def build_delivery(
     *,
     source: BodySource,
     spawn: Spawn | None = None,
-    latency: Histogram | None = None,
+    latency: LatencyHistogram | None = None,
     counters: DeliveryCounters | None = None,
 ) -> Delivery | None:
     """The delivery of ``settings``, not started; None when sending is off.

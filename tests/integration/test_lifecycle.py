@@ -11,6 +11,8 @@ import pytest
 from support.contract import OPTIMIZE, STATISTICS, assert_mandatory_fields
 from support.ini import IDLE_A
 
+from ocsd import __version__ as ocsd_version
+
 GROUP_A = "Renewals@Retention Team"  # dbid 101, template, predictive busy-factor 85
 GROUP_B = "Collections@Collections Desk"  # dbid 102, no template, progressive
 GROUP_C = "Survey@IVR"  # dbid 103, predictive-gvp overdial-rate 3, configured uuid
@@ -257,3 +259,14 @@ async def test_start_all_starts_a_group_that_was_already_loaded(
     for dbid in (101, 102, 103):
         assert (await ocsd.control.group(dbid))["status"]["name"] == "Running", dbid
     await receiver.wait_for(1, lambda r: r.dbid == "101" and r.action == 9 and r.actor == 2)
+
+
+async def test_every_post_says_json_and_names_ocsd_as_its_sender(
+    start_daemon, receiver, ini_sections
+):
+    """Content-Type as the contract says, and a User-Agent that tells ocsd from OCS."""
+    ocsd = await start_daemon(ini_sections(receiver.url, **IDLE_A))
+    await ocsd.control.ok(101, *LOAD[:1])
+    [request] = await receiver.wait_for(1, receiver.state_of(101))
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == f"ocsd/{ocsd_version}"

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import structlog
 
+import ocsd.delivery.transport as transport_module
 import ocsd.service.reload as reload_module
 from ocsd.config.settings import load_settings
+from ocsd.logs import trace_lines
 from ocsd.service.daemon import Daemon
 
 
@@ -54,22 +57,21 @@ async def test_a_body_that_cannot_be_made_is_logged_counted_and_the_next_one_goe
 
 
 async def test_a_post_that_fails_inside_ocsd_is_counted_and_the_worker_goes_on(
-    start_daemon, receiver, ini_sections
+    start_daemon, receiver, ini_sections, monkeypatch
 ):
     ocsd = await start_daemon(ini_sections(receiver.url, pool_size=1))
-    transport = ocsd.daemon.notifier.transport
-    send = transport._send
     calls = []
 
-    async def breaks_once(
-        body: bytes, headers: dict[str, str] | None, trickle: float | None = None
-    ):
-        calls.append(body)
-        if len(calls) == 1:
-            raise KeyError("a bug on the way to the wire")
-        return await send(body, headers, trickle)
+    class BreaksOnce:
+        """The trace-line writer, with a bug on the first POST's way to the wire."""
 
-    transport._send = breaks_once
+        def write(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(args)
+            if len(calls) == 1:
+                raise KeyError("a bug on the way to the wire")
+            trace_lines.write(*args, **kwargs)
+
+    monkeypatch.setattr(transport_module, "trace_lines", BreaksOnce())
     with structlog.testing.capture_logs() as logs:
         await ocsd.control.ok(101, "LoadCampaign")  # its POST hits the bug
         await ocsd.control.ok(102, "LoadCampaign")  # the same (only) worker sends this one
