@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ocsd.core.body import GroupSnapshot
+from ocsd.core.body import GroupSnapshot, periodic_snapshot
 from ocsd.core.errors import NotFound
-from ocsd.core.genesys import Action, Actor, GroupStatus, Request, label, status_name
+from ocsd.core.genesys import Actor, GroupStatus, Request, label, status_name
 from ocsd.core.identity import GroupIdentity
 from ocsd.core.lifecycle import CampaignGroup, Dialing, DialingChange, Transition
 from ocsd.core.simulation import GroupModel, GroupSimulation
@@ -304,16 +304,12 @@ class Engine:
         if group is None or not group.loaded:
             return None
         simulation = self._simulations.get(dbid)
-        return GroupSnapshot(
-            identity=group.identity,
-            status=group.status,
-            dialing=group.dialing,
-            action=Action.PERIODIC,
-            actor=Actor.UNKNOWN,
-            at=now,
-            statistics=(
-                no_data(group.identity) if simulation is None else simulation.latest_statistics()
-            ),
+        return periodic_snapshot(
+            group.identity,
+            group.status,
+            group.dialing,
+            now,
+            no_data(group.identity) if simulation is None else simulation.latest_statistics(),
         )
 
     def _statistics(self, group: CampaignGroup, sim_now: float) -> GroupStatistics:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
 import orjson
@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from support.contract import DIALING_FIELDS, assert_mandatory_fields
 from support.identities import TENANT, identity
 
-from ocsd.core.body import BodyEncoder, GroupSnapshot, build_body, encode, format_date_time
+from ocsd.core.body import (
+    BodyEncoder,
+    GroupSnapshot,
+    build_body,
+    encode,
+    format_date_time,
+    periodic_snapshot,
+)
 from ocsd.core.genesys import Action, Actor, DialMode, GroupStatus, OptimizeBy
 from ocsd.core.identity import CallingListIdentity, GroupIdentity, Tenant
 from ocsd.core.lifecycle import Dialing
@@ -331,3 +338,52 @@ def test_the_fast_encoder_follows_a_renamed_group() -> None:
     encoder.encode(before, Tenant())
     body = orjson.loads(encoder.encode(renamed, Tenant()))
     assert body["GSW_CAMPAIGN_GROUP_NAME"] == "Renamed@Team"
+
+
+_any_stat = st.none() | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@given(st.lists(snapshots(), min_size=1, max_size=8), st.data())
+def test_one_encoder_follows_a_group_through_any_sequence_of_snapshots(
+    sequence: list[GroupSnapshot], data: st.DataObject
+) -> None:
+    """The daemon keeps one encoder for its life: each group's template must follow a
+    change of status, dial mode, action, actor, calling lists or tenant, and any
+    statistic (NaN, infinities and huge values included) must come out as orjson writes
+    it."""
+    encoder = BodyEncoder()
+    tenant = Tenant()
+    for drawn in sequence:
+        same_group = replace(drawn, identity=sequence[0].identity)
+        lists = tuple(
+            replace(cl, hit_ratio=data.draw(_any_stat), time_to_complete=data.draw(_any_stat))
+            for cl in same_group.statistics.calling_lists
+        )
+        stats = GroupStatistics(
+            data.draw(_any_stat), data.draw(_any_stat), data.draw(_any_stat),
+            data.draw(_any_stat), lists,
+        )  # fmt: skip
+        snap = replace(same_group, statistics=stats)
+        if data.draw(st.booleans()):
+            tenant = Tenant(data.draw(_text), data.draw(_text))
+        assert encoder.encode(snap, tenant) == encode(build_body(snap, tenant))
+
+
+def test_a_name_that_is_exactly_the_templates_gap_mark_is_encoded_right() -> None:
+    encoder = BodyEncoder()
+    for name in ("\x00", "a\x00b"):
+        snap = snapshot(identity=replace(IDENTITY, name=name, queue="\x00"))
+        assert encoder.encode(snap, Tenant("\x00", "\x00")) == encode(
+            build_body(snap, Tenant("\x00", "\x00"))
+        )
+
+
+@given(snapshots())
+def test_the_fast_periodic_snapshot_is_the_dataclasss_own(drawn: GroupSnapshot) -> None:
+    fast = periodic_snapshot(
+        drawn.identity, drawn.status, drawn.dialing, drawn.at, drawn.statistics
+    )
+    expected = replace(drawn, action=Action.PERIODIC, actor=Actor.UNKNOWN)
+    assert fast == expected and hash(fast) == hash(expected)
+    with pytest.raises(FrozenInstanceError):
+        fast.at = 0.0  # type: ignore[misc]
