@@ -17,6 +17,8 @@ from support.identities import TENANT, identity
 from ocsd.core.body import (
     BodyEncoder,
     GroupSnapshot,
+    _number,
+    _number_text,
     build_body,
     encode,
     format_date_time,
@@ -387,3 +389,14 @@ def test_the_fast_periodic_snapshot_is_the_dataclasss_own(drawn: GroupSnapshot) 
     assert fast == expected and hash(fast) == hash(expected)
     with pytest.raises(FrozenInstanceError):
         fast.at = 0.0  # type: ignore[misc]
+
+
+@given(
+    st.none()
+    | st.floats()
+    | st.floats(min_value=-1e12, max_value=1e12)
+    | st.floats(min_value=-1, max_value=1)
+    | st.integers(0, 10**6).map(lambda n: n / 10_000 + 0.00005)  # exactly half-way, nearly
+)
+def test_a_statistic_is_written_as_orjson_writes_it_rounded(value: float | None) -> None:
+    assert _number_text(value) == orjson.dumps(_number(value)).decode()
