@@ -182,12 +182,9 @@ class Transport:
         """One attempt: the trace line, the POST, its latency; never raises but for
         cancellation. ``message_id`` and ``attempt`` go into the trace line when the
         message has an id (reliable mode). ``trickle``: send the body at that many bytes
-        per second, in small chunks (the ``slow-send`` fault).
-
-        One coroutine, not a post that awaits a send: every time the connection wakes
-        the request up, each level of awaiting coroutines is resumed in turn, and at
-        saturation that level cost about 2 % of the CPU per notification
-        (python bench/saturation.py, py-spy profile of the daemon).
+        per second, in small chunks (the ``slow-send`` fault). One coroutine, not one
+        awaiting another: each wake-up of a request resumes every awaiting level, ~2 %
+        of the CPU per notification at saturation (bench/FINDINGS-scale.md, phase 3).
         """
         msgid, text = MESSAGES[kind]
         started = time.perf_counter()
