@@ -41,6 +41,7 @@ from ocsd.config.settings import (
     describe_settings,
     launch_settings,
     load_settings,
+    shard_summary,
     silence_warnings,
     template_expansions,
 )
@@ -150,6 +151,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"# {line}")
     if faults := settings.fault_rates().described():
         print(f"ocsd: WARNING: [faults] injects faults on purpose: {faults}", file=sys.stderr)
+    if summary := shard_summary(settings):
+        print(f"# {summary}")
     print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
     print(describe_settings(settings))
     print(
