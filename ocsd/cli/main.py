@@ -151,14 +151,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"# {line}")
     if faults := settings.fault_rates().described():
         print(f"ocsd: WARNING: [faults] injects faults on purpose: {faults}", file=sys.stderr)
-    if summary := shard_summary(settings):
-        print(f"# {summary}")
     print(f"# effective settings of {path or 'the embedded example'} (environment applied)")
     print(describe_settings(settings))
     print(
         f"# OK: {len(settings.campaign_groups)} campaign group(s), "
         f"{len(settings.calling_lists)} calling list(s)",
     )
+    if summary := shard_summary(settings):
+        print(f"# {summary}")
     return 0
 
 
