@@ -41,6 +41,7 @@ from ocsd.config.settings import (
     describe_settings,
     launch_settings,
     load_settings,
+    shard_summary,
     silence_warnings,
     template_expansions,
 )
@@ -156,6 +157,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"# OK: {len(settings.campaign_groups)} campaign group(s), "
         f"{len(settings.calling_lists)} calling list(s)",
     )
+    if summary := shard_summary(settings):
+        print(f"# {summary}")
     return 0
 
 

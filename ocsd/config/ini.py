@@ -51,6 +51,7 @@ SECTION_OPTIONS: dict[str, dict[str, str]] = {
         "ca-file": "ca_file",
         "control-token": "control_token",
         "shard": "shard",
+        "shard-count": "shard_count",
         "control-allowed-hosts": "control_allowed_hosts",
         "control-allowed-origins": "control_allowed_origins",
         "control-idle-timeout": "control_idle_timeout",

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -91,7 +92,7 @@ def parse_shard(value: str) -> Shard:
         k, n = int(match[1]), int(match[2])
         if 1 <= k <= n:
             return Shard(k, n)
-    raise ValueError(f"{value!r} is not K/N with 1 <= K <= N")
+    raise ValueError(f"{value!r} is not K/N with 1 <= K <= N, nor auto")
 
 
 def _enum_validator(enum: type[DialMode] | type[OptimizeBy]) -> Any:
@@ -299,7 +300,12 @@ class Settings(BaseSettings):
     control_token: SecretStr | None = None
     # "K/N": this instance is shard K of N and runs the groups with dbid % N == K - 1, so
     # N instances can share one file (each given its own OCSD_SHARD). None: all groups.
+    # "auto" is resolved by load_settings from the pod's ordinal (ocsd.config.pod).
     shard: Annotated[Shard | None, NoDecode] = None
+    # N of shard = auto: the StatefulSet's replicas. With shard = K/N it must be N.
+    shard_count: Annotated[int | None, ranges.SHARD_COUNT] = None
+    # Where shard = auto read this pod's ordinal (check-config and the start-up log say it).
+    _shard_origin: str = PrivateAttr(default="")
 
     # -- exposure of the control API: which requests it trusts, how many connections --
     # Host names accepted in the Host header of a state-changing request besides localhost,
@@ -414,7 +420,7 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         if not isinstance(value, str):
-            raise ValueError(f"{value!r} is not K/N with 1 <= K <= N")
+            raise ValueError(f"{value!r} is not K/N with 1 <= K <= N, nor auto")
         return parse_shard(value)
 
     @field_validator("control_host")
@@ -425,7 +431,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{problem} (127.0.0.1: this machine only, 0.0.0.0: every interface)")
         return value.strip()
 
-    @field_validator("seed", "max_attempts", "fault_seed", mode="before")
+    @field_validator("seed", "max_attempts", "fault_seed", "shard_count", mode="before")
     @classmethod
     def _empty_number_is_none(cls, value: Any) -> Any:
         """Empty is not set, so a file may leave it to the environment."""
@@ -565,6 +571,12 @@ class Settings(BaseSettings):
                 ("campaigngroup_states_uri",),
                 "is required when send-campaigngroup-states = true",
             )
+        if self.shard is not None and self.shard_count not in (None, self.shard.of):
+            raise PlacedError(
+                ("shard_count",),
+                f"{self.shard_count} does not match shard = {self.shard} (N = "
+                f"{self.shard.of}); set shard = auto to take K from the pod, or remove one",
+            )
         seen: dict[int, str] = {}
         for name, group in self.campaign_groups.items():
             for list_name in group.calling_lists:
@@ -635,6 +647,17 @@ class Settings(BaseSettings):
     def in_shard(self, dbid: int) -> bool:
         """Whether this instance runs the group with this DBID: all without a shard."""
         return self.shard is None or dbid in self.shard
+
+    @property
+    def shard_origin(self) -> str:
+        """Where ``shard = auto`` read the pod's ordinal; "" for a shard given as K/N."""
+        return self._shard_origin
+
+    def with_pod_shard(self, shard: Shard, origin: str) -> Settings:
+        """These settings with ``shard = auto`` resolved (by load_settings)."""
+        resolved = self.model_copy(update={"shard": shard})
+        resolved._shard_origin = origin
+        return resolved
 
 
 def bound_of(loc: tuple[str, ...]) -> Bound | None:

@@ -131,6 +131,9 @@ STATS_WINDOW = Bound(1, 86_400, "seconds")
 TIME_SCALE = Bound(0.001, 100_000)
 #: A 63-bit seed: written in JSON logs and answers as a number.
 SEED = Bound(0, 2**63 - 1, whole=True)
+#: Instances sharing the groups (shard = auto): no more than the groups a file can make
+#: (ocsd.config.templates.MAX_COUNT), or some would run none.
+SHARD_COUNT = Bound(1, 200_000, whole=True)
 #: Docker waits 10 s before SIGKILL; Kubernetes 30 s by default; 10 minutes at most.
 SHUTDOWN_GRACE = Bound(0, 600, "seconds")
 #: [faults]: how long a delayed notification is held, how far GSW_DATE_TIME is moved

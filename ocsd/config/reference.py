@@ -205,7 +205,17 @@ OPTION_HELP: dict[type[BaseModel], dict[str, str]] = {
         ),
         "shard": (
             "`K/N` (1 ≤ K ≤ N): this instance runs only the groups whose dbid mod N is "
-            "K - 1, so N instances can share one file. Not set: every group."
+            "K - 1, so N instances can share one file. Not set: every group. `auto`: K "
+            "is the pod's ordinal + 1 and N is `shard-count`; the ordinal is read from "
+            "`OCSD_POD_INDEX` (set from the pod's `apps.kubernetes.io/pod-index` label), "
+            "else from a host name ending in `-<ordinal>` (`HOSTNAME`, as a StatefulSet "
+            "names its pods); none, or one not below N, is an error naming what was "
+            "read ([Kubernetes](kubernetes.md))."
+        ),
+        "shard_count": (
+            "N of `shard = auto`: how many instances share the groups (a StatefulSet's "
+            "replicas). With `shard = K/N` it must be N; without `shard` it is refused "
+            "(every instance would run every group)."
         ),
     },
     CallingListSettings: {

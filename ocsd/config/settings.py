@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -41,6 +43,7 @@ from ocsd.config.model import (
     derive_uuid,
     parse_shard,
 )
+from ocsd.config.pod import POD_INDEX_VARIABLE, is_auto, pod_shard
 from ocsd.config.ranges import NUMBER_PROBLEMS, shown
 from ocsd.core.genesys import DialMode, OptimizeBy
 from ocsd.logs.redact import redact_uri
@@ -57,6 +60,7 @@ __all__ = [
     "launch_settings",
     "load_settings",
     "parse_shard",
+    "shard_summary",
     "silence_warnings",
 ]
 
@@ -70,15 +74,62 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     text, name = _read(path)
     ini = parse_ini(text, name)
     environment = read_environment()
+    values = {**ini.values, **environment}
+    auto = is_auto(values.get("shard"))
+    if auto:
+        values["shard"] = None  # resolved below, once shard-count is validated
     try:
-        settings = Settings(**{**ini.values, **environment})
+        settings = Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, ini, environment)) from None
     if path is not None and (field := settings.writes_over(name)):
         # a dead letter appended to the configuration file broke the next reload
         message = "must not be the configuration file"
         raise ConfigError(_describe((field,), message, ini, environment))
-    return settings
+    try:
+        return resolve_shard(settings, auto, os.environ, socket.gethostname())
+    except PlacedError as exc:
+        raise ConfigError(_describe(exc.loc, str(exc), ini, environment)) from None
+
+
+def resolve_shard(
+    settings: Settings, auto: bool, environ: Mapping[str, str], hostname: str
+) -> Settings:
+    """``settings`` with ``shard = auto`` made this pod's shard of ``shard-count``
+    (:func:`ocsd.config.pod.pod_shard`); PlacedError when it cannot be, or when
+    shard-count is set with no shard at all (every instance would run every group)."""
+    count = settings.shard_count
+    if not auto:
+        if count is not None and settings.shard is None:
+            raise PlacedError(
+                ("shard_count",),
+                f"{count} is set but shard is not, so every instance would run every group; "
+                "set shard = auto (or OCSD_SHARD=auto)",
+            )
+        return settings
+    if count is None:
+        raise PlacedError(
+            ("shard",),
+            "auto needs shard-count (or OCSD_SHARD_COUNT): the number of instances, the "
+            "StatefulSet's replicas",
+        )
+    try:
+        shard, origin = pod_shard(count, environ, hostname)
+    except ValueError as exc:
+        raise PlacedError(("shard",), str(exc)) from None
+    return settings.with_pod_shard(shard, origin)
+
+
+def shard_summary(settings: Settings) -> str | None:
+    """``shard 2/3 (from pod index 1 in OCSD_POD_INDEX): 334 of 1000 groups``, said by
+    ``check-config`` and at start-up; None when this instance runs every group."""
+    shard = settings.shard
+    if shard is None:
+        return None
+    groups = settings.campaign_groups.values()
+    mine = sum(1 for group in groups if settings.in_shard(group.dbid))
+    origin = f" (from {settings.shard_origin})" if settings.shard_origin else ""
+    return f"shard {shard}{origin}: {mine} of {len(groups)} groups"
 
 
 def silence_warnings(settings: Settings) -> list[str]:
@@ -163,10 +214,12 @@ def read_environment() -> dict[str, Any]:
 
 
 #: ``OCSD_*`` variables that are not options: the configuration file of the ``ocsd``
-#: command, and those of the container build, docker compose, CI and the test suite.
+#: command, the pod's ordinal (each pod its own: no file could hold it), and those of
+#: the container build, docker compose, CI and the test suite.
 NOT_OPTIONS = frozenset(
     {
         "OCSD_CONFIG",
+        POD_INDEX_VARIABLE,  # shard = auto: the pod's ordinal (ocsd.config.pod)
         "OCSD_IMAGE",
         "OCSD_BASE_IMAGE",
         "OCSD_DEBIAN_MIRROR",
@@ -199,7 +252,7 @@ def unknown_variable(name: str) -> str | None:
     if upper.startswith(NOT_OPTION_PREFIXES) or upper.endswith(NOT_OPTION_SUFFIXES):
         return None
     # a variable named after the option alone (OCSD_NAME, OCSD_URI...) is matched too
-    spellings = {variable: variable for variable in (*known, "OCSD_CONFIG")}
+    spellings = {variable: variable for variable in (*known, "OCSD_CONFIG", POD_INDEX_VARIABLE)}
     for field, (_section, option) in FIELD_PLACES.items():
         spellings.setdefault(
             ENV_PREFIX + option.upper().replace("-", "_"), ENV_PREFIX + field.upper()

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import uvloop
 
 from ocsd.config.definitions import group_definitions, group_schedules, shard_hint
-from ocsd.config.settings import Settings, silence_warnings
+from ocsd.config.settings import Settings, shard_summary, silence_warnings
 from ocsd.core.engine import Engine
 from ocsd.core.identity import Tenant
 from ocsd.delivery.errors import DeliveryError
@@ -169,6 +169,7 @@ class Daemon:
             control_host=settings.control_host,
             control_port=self.control_port,
             groups=len(self.engine),
+            shard=str(settings.shard) if settings.shard else None,
             sending=settings.delivers,
             delivery_mode=settings.delivery_mode,
             signing=settings.webhook_secret is not None,
@@ -178,6 +179,15 @@ class Daemon:
             time_scale=settings.time_scale,
             config=self.state.config_label,
         )
+        if summary := shard_summary(settings):
+            log.info(
+                "running a shard",
+                shard=str(settings.shard),
+                shard_from=settings.shard_origin or "[ocsd] shard",
+                groups=len(self.engine),
+                groups_configured=len(settings.campaign_groups),
+                detail=summary,
+            )
         for warning in silence_warnings(settings):
             log.warning(warning)
         if faults := settings.fault_rates().described():

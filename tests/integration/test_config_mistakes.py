@@ -67,7 +67,7 @@ MISTAKES = [
     ("group-unknown-option", "campaign-group:Survey@IVR", "colour = red", "unknown option"),
     ("list-rate", "calling-list:Survey_Nov", "live-answer-rate = 2", "live-answer-rate"),
     ("duplicate-option", "tenant", "name = again", "appears twice"),
-    ("shard", "ocsd", "shard = 3/2", "'3/2' is not K/N with 1 <= K <= N"),
+    ("shard", "ocsd", "shard = 3/2", "'3/2' is not K/N with 1 <= K <= N, nor auto"),
     (
         "continued-list-name",
         f"campaign-group:{GROUP_C}",

@@ -516,7 +516,7 @@ def test_no_shard_by_default(tmp_path: Path) -> None:
 def test_a_bad_shard_names_the_option_and_what_is_expected(tmp_path: Path, written: str) -> None:
     path = ini_file(tmp_path, "[ocsd]", "seed = 1", f"shard = {written}")  # line 3
     assert config_error(path) == (
-        f"{path}:3: [ocsd] shard: {written!r} is not K/N with 1 <= K <= N"
+        f"{path}:3: [ocsd] shard: {written!r} is not K/N with 1 <= K <= N, nor auto"
     )
 
 
@@ -531,7 +531,7 @@ def test_the_environment_sets_the_shard_of_each_instance(
 
     monkeypatch.setenv("OCSD_SHARD", "3/2")
     assert config_error(path) == (
-        "environment OCSD_SHARD ([ocsd] shard): '3/2' is not K/N with 1 <= K <= N"
+        "environment OCSD_SHARD ([ocsd] shard): '3/2' is not K/N with 1 <= K <= N, nor auto"
     )
 
 

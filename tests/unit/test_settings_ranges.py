@@ -97,8 +97,8 @@ def test_every_number_option_has_a_finite_range(model: type[BaseModel]) -> None:
         is_int = info.annotation is int or int in typing.get_args(info.annotation)
         assert bound.whole == is_int, f"{field}: Bound(whole=) must match its type"
     assert (
-        len(BOUNDED) == 39
-    )  # 12 in [OCServer] and [ocsd], 11 in [faults], 9 per list, 7 per group
+        len(BOUNDED) == 40
+    )  # 13 in [OCServer] and [ocsd], 11 in [faults], 9 per list, 7 per group
 
 
 def test_the_configuration_reference_shows_each_range() -> None:
@@ -121,9 +121,9 @@ def test_the_configuration_reference_shows_each_range() -> None:
     assert ranges.RETRY_DELAY.allowed() in retry
 
 
-def write(directory: Path, section: str, line: str) -> tuple[Path, int]:
-    """BASE with ``line`` in ``section`` (in place of the option's line if BASE has one);
-    the file and the line's number."""
+def write(directory: Path, section: str, line: str, also: tuple[str, ...] = ()) -> tuple[Path, int]:
+    """BASE with ``line`` in ``section`` (in place of the option's line if BASE has one),
+    and the lines ``also`` after it; the file and the line's number."""
     out: list[str] = []
     number = 0
     option = line.split("=")[0].strip()
@@ -132,6 +132,7 @@ def write(directory: Path, section: str, line: str) -> tuple[Path, int]:
         if name == section:
             out.append(line)
             number = len(out)
+            out.extend(also)
             lines = [kept for kept in lines if kept.split("=")[0].strip() != option]
         out.extend(lines)
     path = directory / "ocsd.ini"
@@ -177,9 +178,14 @@ def test_a_value_inside_the_range_is_taken_and_one_outside_refused_in_one_line(
         assume(value not in ("101", "201"))  # the other section's DBID: another refusal
     from_environment &= section in ("OCServer", "ocsd", "faults")  # groups have no variables
     directory = tmp_path_factory.mktemp("ranges")
-    path, number = write(directory, section, "" if from_environment else f"{option} = {value}")
+    # shard-count is refused without shard: tried with shard = auto, as pod 0
+    also = ("shard = auto",) if field == "shard_count" else ()
+    line = "" if from_environment else f"{option} = {value}"
+    path, number = write(directory, section, line, also)
     variable = f"OCSD_{field.upper()}"
     environment = {variable: value} if from_environment else {}
+    if also:
+        environment["OCSD_POD_INDEX"] = "0"
     clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("OCSD_")}
     with mock.patch.dict(os.environ, {**clean, **environment}, clear=True):
         try:
