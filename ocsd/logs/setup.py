@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, BinaryIO, TextIO, cast
 
 import orjson
 import structlog
 
 from ocsd.core.genesys import TRACE_MESSAGES
+from ocsd.logs.output import SurvivingOutput
 from ocsd.logs.trace import LogFormat, genesys_stamp, trace_lines
 
 #: Genesys short-format level abbreviations.
@@ -69,7 +70,9 @@ def configure_logging(log_format: LogFormat = "json") -> None:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ]
-        factory: Any = structlog.BytesLoggerFactory(sys.stdout.buffer)
+        factory: Any = structlog.BytesLoggerFactory(
+            cast(BinaryIO, SurvivingOutput(sys.stdout.buffer))
+        )
     elif log_format == "console":
         processors = [
             *shared,
@@ -78,10 +81,10 @@ def configure_logging(log_format: LogFormat = "json") -> None:
                 colors=sys.stdout.isatty(), exception_formatter=_traceback_without_locals()
             ),
         ]
-        factory = structlog.PrintLoggerFactory(sys.stdout)
+        factory = structlog.PrintLoggerFactory(cast(TextIO, SurvivingOutput(sys.stdout)))
     else:
         processors = [*shared, structlog.processors.format_exc_info, GenesysRenderer()]
-        factory = structlog.PrintLoggerFactory(sys.stdout)
+        factory = structlog.PrintLoggerFactory(cast(TextIO, SurvivingOutput(sys.stdout)))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(0),

@@ -16,6 +16,8 @@ from typing import IO, Any, Literal
 import orjson
 import structlog
 
+from ocsd.logs.output import stdout_failed
+
 LogFormat = Literal["json", "console", "genesys"]
 
 
@@ -90,8 +92,12 @@ class TraceLines:
         if parts is None:
             text = template.format(name=campaign_group, uri=uri)
             parts = self._cache[key] = self._render(msgid, text, campaign_group, uri)
-        assert self._out is not None
-        self._out.write(b"".join((parts[0], self._stamp(), parts[1])))
+        out = self._out
+        assert out is not None
+        try:
+            out.write(b"".join((parts[0], self._stamp(), parts[1])))
+        except OSError as exc:  # the reader of stdout went away, a full disk
+            stdout_failed(exc, out)
         if not self._flush_soon:
             self._flush_soon = True
             try:
@@ -102,7 +108,10 @@ class TraceLines:
     def flush(self) -> None:
         self._flush_soon = False
         if self._out is not None:
-            self._out.flush()
+            try:
+                self._out.flush()
+            except OSError as exc:
+                stdout_failed(exc, self._out)
 
     def _render(self, msgid: int, text: str, campaign_group: str, uri: str) -> tuple[bytes, bytes]:
         if self._format == "genesys":

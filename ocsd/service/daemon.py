@@ -314,9 +314,9 @@ class Daemon:
                 if task is not asyncio.current_task():
                     task.cancel()
             return
-        log.info("stop requested", signal=signal.Signals(sig).name if sig else None)
         self.state.stopping = True  # /readyz says so from now on
-        self._should_exit.set()
+        self._should_exit.set()  # before the line: nothing it does may keep the daemon up
+        log.info("stop requested", signal=signal.Signals(sig).name if sig else None)
 
     def _bound_the_run(self, loop: asyncio.AbstractEventLoop) -> None:
         """Arm the end of a bounded run, and sample it over time for its report."""
