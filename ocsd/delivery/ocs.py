@@ -53,6 +53,7 @@ class OcsPolicy:
     """One attempt per body; the outcome is counted and logged, and that is all."""
 
     mode = "ocs"
+    body_when_due = True  # a periodic notification waits at most for a free connection
 
     _workers: Workers  # set by bind(), before anything else
 

@@ -93,6 +93,7 @@ class ReliablePolicy:
     """Retries, per-group order, the outbox and the dead letters; see the module doc."""
 
     mode = "reliable"
+    body_when_due = False  # a periodic one may wait behind its group's retries: made fresh
 
     def __init__(
         self,

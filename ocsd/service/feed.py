@@ -80,8 +80,8 @@ class Feed:
     # -- periodic notifications ----------------------------------------------------------
 
     def on_slot(self, slot: int, slots: int, lateness: float) -> None:
-        """One phase slot of the interval: each loaded group of the slot is due; one
-        whose notification was queued has its simulation brought up to date now."""
+        """One phase slot of the interval: each loaded group of the slot is due (its body
+        made now or when it is sent, as the delivery mode says)."""
         self.metrics.tick_lateness.observe(max(0.0, lateness))
         delivery = self.delivery
         if delivery is None:
@@ -89,18 +89,19 @@ class Feed:
         if self._phases_stale or len(self._phases) != slots:
             self._phases = plan_phases(self.engine.definitions, slots)
             self._phases_stale = False
-        notifier, engine = delivery.notifier, self.engine
-        groups = engine.by_dbid
-        now = self.clock()
+        notifier = delivery.notifier
+        groups = self.engine.by_dbid
         for dbid in self._phases[slot]:
             group = groups.get(dbid)
-            if group is not None and group.loaded and notifier.due(dbid, group.identity.name):
-                engine.bring_up_to_date(dbid, now)
+            if group is not None and group.loaded:
+                notifier.due(dbid, group.identity.name)
 
     def periodic_body(self, dbid: int) -> bytes | None:
-        """The notifier's body source: the group's periodic body now, None if it is not
-        loaded. Read-only: it reads a snapshot and encodes it."""
-        snapshot = self.engine.periodic_snapshot(dbid, self.clock())
+        """The notifier's body source: the group's periodic body now, its simulation
+        brought up to date first; None if it is not loaded."""
+        now = self.clock()
+        self.engine.bring_up_to_date(dbid, now)
+        snapshot = self.engine.periodic_snapshot(dbid, now)
         return None if snapshot is None else self.encoder.encode(snapshot, self.tenant)
 
     # -- what changes on its own ---------------------------------------------------------

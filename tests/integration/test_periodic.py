@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 from support.ini import IDLE_A, extra_groups
 
@@ -90,3 +91,28 @@ async def test_groups_report_at_their_own_phase_spread_over_the_interval(
     # each body is stamped with its own due time
     stamps = {r.json["GSW_DATE_TIME"] for r in receiver.matching(lambda r: r.periodic)}
     assert len(stamps) > 40
+
+
+async def test_a_periodic_body_says_when_its_group_fell_due_not_when_the_post_went(
+    start_daemon, make_fault_receiver, ini_sections
+):
+    """docs/contract.md#periodic: a body is made when the group's slot comes; behind a
+    slow receiver it waits for a connection and still carries that moment."""
+    receiver = await make_fault_receiver()
+    receiver.slow_s = 0.4
+    receiver.set_behaviour("slow")
+    # one connection, three groups due every second, 0.4 s a POST: bodies must wait
+    ocsd = await start_daemon(ini_sections(receiver.url, interval=1, pool_size=1, **IDLE_A))
+    for dbid in (101, 102, 103):
+        await ocsd.control.ok(dbid, "LoadCampaign")
+    periodic = await receiver.wait_for(9, lambda r: r.periodic, within=15)
+
+    # how long each body waited between its moment and its arrival (wall clock)
+    waited = [
+        (time.time() - (time.monotonic() - r.at)) - float(r.json["GSW_DATE_TIME"]) for r in periodic
+    ]
+    assert max(waited) > 0.3, f"bodies made at the POST, not when due: {waited}"
+    assert all(-0.05 < w < 3.0 for w in waited), waited
+    for dbid in ("101", "102", "103"):
+        stamps = [float(r.json["GSW_DATE_TIME"]) for r in periodic if r.dbid == dbid]
+        assert stamps == sorted(stamps), (dbid, stamps)
