@@ -51,22 +51,8 @@ import scale  # noqa: E402  (processes, receiver, INI writer, /metrics scrape)
 def ceiling_window(
     procs: scale.Processes, workdir: Path, url: str, pool: int, window: float, tag: str
 ) -> dict[str, Any]:
-    """One run of the bare aiohttp loop on the sender's core: its JSON result."""
-    argv = [sys.executable, str(scale.CEILING), "--url", url, "--pool", str(pool)]
-    argv += ["--duration", f"{window:g}", "--warmup", "1"]
-    with (workdir / f"ceiling-{tag}.out").open("w+b") as out:
-        proc = procs.start(scale.pinned(scale.SENDER_CORE, argv), out, subprocess.STDOUT)
-        try:
-            proc.wait(window + 60)
-        finally:
-            procs.stop(proc)
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    try:
-        result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise RuntimeError(f"bench/ceiling.py failed: {text[-1000:]}") from None
-    return result
+    """One run of the bare aiohttp loop on the sender's core (one second of warm-up)."""
+    return scale.ceiling_once(procs, workdir, url, pool, window, tag, ["--warmup", "1"])
 
 
 def ocsd_window(pid: int, port: int, window: float) -> dict[str, float]:
@@ -106,16 +92,7 @@ def start_ocsd(
         env["PYTHONPATH"] = pythonpath
     with (workdir / f"{name}.stdout").open("wb") as out:
         spawned = time.monotonic()
-        proc = subprocess.Popen(
-            scale.pinned(scale.SENDER_CORE, argv),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=workdir,
-            env=env,
-            start_new_session=True,
-        )
-    procs._live.append(proc)  # stopped by its PID with the others
+        proc = procs.start(scale.pinned(scale.SENDER_CORE, argv), out, subprocess.STDOUT, env)
     scale._wait_ready(proc, port, spawned, timeout=120.0)
     scale._warm_up(proc, port, groups, 1, hang=False)
     return proc, port

@@ -113,7 +113,11 @@ class Processes:
         self.cwd = cwd  # not the repository: `python -m ocsd` there would shadow PYTHONPATH
 
     def start(
-        self, argv: Sequence[str], stdout: IO[bytes] | int, stderr: IO[bytes] | int
+        self,
+        argv: Sequence[str],
+        stdout: IO[bytes] | int,
+        stderr: IO[bytes] | int,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             list(argv),
@@ -121,6 +125,7 @@ class Processes:
             stderr=stderr,
             stdin=subprocess.DEVNULL,
             cwd=self.cwd,
+            env=env,
             start_new_session=True,  # a Ctrl-C reaches this script only; it stops them
         )
         self._live.append(proc)
@@ -779,6 +784,33 @@ def _print_run(r: RunResult) -> None:
 # -- the ceiling ---------------------------------------------------------------------
 
 
+def ceiling_once(
+    procs: Processes,
+    workdir: Path,
+    url: str,
+    pool: int,
+    duration: float,
+    tag: str,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
+    """One run of bench/ceiling.py on the sender's core against ``url``: its JSON result."""
+    argv = [sys.executable, str(CEILING), "--url", url, "--pool", str(pool)]
+    argv += ["--duration", f"{duration:g}", *extra]
+    with (workdir / f"ceiling-{tag}.out").open("w+b") as out:
+        proc = procs.start(pinned(SENDER_CORE, argv), out, subprocess.STDOUT)
+        try:
+            proc.wait(duration + 60)
+        finally:
+            procs.stop(proc)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    try:
+        result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"bench/ceiling.py failed: {text[-1000:]}") from None
+    return result
+
+
 def run_ceiling(
     procs: Processes,
     workdir: Path,
@@ -797,24 +829,10 @@ def run_ceiling(
             wait_quiet(quiet_wait)
         receiver = Receiver(procs, workdir, f"ceiling-{index}")
         try:
-            argv = [sys.executable, str(CEILING), "--url", receiver.url, "--pool", str(pool)]
-            argv += ["--duration", str(duration)]
-            if rate:
-                argv += ["--rate", f"{rate:.1f}"]
-            with (workdir / f"ceiling-{index}.out").open("w+b") as out:
-                proc = procs.start(pinned(SENDER_CORE, argv), out, subprocess.STDOUT)
-                try:
-                    proc.wait(duration + 60)
-                finally:
-                    procs.stop(proc)
-                out.seek(0)
-                text = out.read().decode(errors="replace")
+            extra = ["--rate", f"{rate:.1f}"] if rate else []
+            result = ceiling_once(procs, workdir, receiver.url, pool, duration, str(index), extra)
         finally:
             times, _dbids, sizes = receiver.stop()
-        try:
-            result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise RuntimeError(f"bench/ceiling.py failed: {text[-1000:]}") from None
         start = float(result["window_start_monotonic"])
         window = [s for t, s in zip(times, sizes, strict=True) if start <= t < start + duration]
         result["receiver_rps"] = round(len(window) / duration, 1)

@@ -258,13 +258,13 @@ class Notifier:
         ceiling, copies of ocsd in the same rounds: 0.676 of the ceiling against 0.559
         with the body made at the POST (bench/FINDINGS-scale.md, phase 3).
         """
-        notification = Notification("periodic", group_name, group_dbid)
         if self._closing:
-            self._drop(notification, "shutting down", False)
+            self._drop(Notification("periodic", group_name, group_dbid), "shutting down", False)
             return False
         if self.policy.periodic_waiting(group_dbid):
             self.counters.dropped[("periodic", SUPERSEDED)] += 1
             return False
+        notification = Notification("periodic", group_name, group_dbid)
         if self.policy.body_when_due:
             body = self._periodic_body(notification)
             if not body:  # the group is gone (None) or its body failed (b"", counted)

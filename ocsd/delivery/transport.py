@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -207,11 +207,7 @@ class Transport:
                 # an empty answer (the usual one) has nothing to read
                 cut = None if response.content_length == 0 else await discard_answer(response)
                 status = response.status
-                outcome = (
-                    Outcome(None, {}, status)
-                    if 200 <= status < 300
-                    else self._answer(status, response.headers.get("Retry-After"))
-                )
+                outcome = self._answer(status, response.headers)
             if cut is not None or self._cutting:
                 self._note_cut(cut, status)
             outcome.answer_cut = cut
@@ -277,13 +273,14 @@ class Transport:
         return redact_text(text.replace(str(self._url), self.safe_uri))
 
     @staticmethod
-    def _answer(status: int, retry_after: str | None) -> Outcome:
+    def _answer(status: int, headers: Mapping[str, str]) -> Outcome:
+        """The receiver's answer as an outcome; Retry-After is read only where it counts."""
         if 200 <= status < 300:
             return Outcome(None, {}, status)
         detail: dict[str, Any] = {}
         if 300 <= status < 400:
             detail["note"] = "redirects are not followed"
-        wait = retry_after_seconds(retry_after) if status in (429, 503) else None
+        wait = retry_after_seconds(headers.get("Retry-After")) if status in (429, 503) else None
         return Outcome(f"HTTP {status}", detail, status, wait)
 
 
