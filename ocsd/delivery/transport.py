@@ -29,6 +29,7 @@ from yarl import URL
 
 from ocsd import __version__
 from ocsd.core.genesys import MSG_PERIODIC, MSG_STATE, PERIODIC_TEXT, STATE_TEXT
+from ocsd.delivery.deadlines import Deadlines
 from ocsd.delivery.errors import DeliveryError
 from ocsd.delivery.latency import LatencyHistogram
 from ocsd.delivery.signing import Signer, new_message_id
@@ -136,6 +137,7 @@ class Transport:
         self._signer = signer
         self._ssl = ssl_context(ca_file)  # raises DeliveryError
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines = Deadlines(timeout)
         self._cutting = False  # the last answer was cut (logged once per change)
         self._latency = (
             {kind: latency.labels(kind) for kind in ("state", "periodic")} if latency else {}
@@ -149,7 +151,10 @@ class Transport:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            # no timeout of aiohttp's: self._deadlines keeps http-response-timeout for
+            # every POST with one timer (aiohttp's costs 10 % of a request's CPU:
+            # python bench/client_timeouts.py)
+            timeout=aiohttp.ClientTimeout(total=None),
             # a User-Agent of our own rather than none: skipping aiohttp's default one
             # makes it build and copy a header dict on every request, about 4 % of the
             # CPU per notification at saturation (python bench/saturation.py)
@@ -158,6 +163,7 @@ class Transport:
         )
 
     async def close(self) -> None:
+        self._deadlines.close()
         if self._session is not None:
             await self._session.close()
 
@@ -188,6 +194,12 @@ class Transport:
         """
         msgid, text = MESSAGES[kind]
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None and self._session is not None, "Transport.open() first"
+        deadlines = self._deadlines
+        deadlines.enter(task, task.get_loop().time())
+        status: int | None = None
+        answer_headers: Mapping[str, str] = {}
         try:
             if message_id is None:
                 headers = self._signer.headers(new_message_id(), body) if self._signer else None
@@ -197,23 +209,31 @@ class Transport:
                 trace_lines.write(
                     msgid, text, group_name, self.safe_uri, attempt=attempt, webhook_id=message_id
                 )
-            assert self._session is not None, "Transport.open() first"
             data: bytes | AsyncIterator[bytes] = (
                 body if trickle is None else _trickled(body, trickle)
             )
             async with self._session.post(
                 self._url, data=data, headers=headers, allow_redirects=False
             ) as response:
+                status, answer_headers = response.status, response.headers
                 # an empty answer (the usual one) has nothing to read
                 cut = None if response.content_length == 0 else await discard_answer(response)
-                status = response.status
-                outcome = self._answer(status, response.headers)
-            if cut is not None or self._cutting:
-                self._note_cut(cut, status)
-            outcome.answer_cut = cut
+                outcome = self._answer(status, answer_headers)
+            if deadlines.leave(task):  # its cancellation was swallowed: still too late
+                outcome = self._too_late(status, answer_headers)
+            else:
+                if cut is not None or self._cutting:
+                    self._note_cut(cut, status)
+                outcome.answer_cut = cut
+        except asyncio.CancelledError:
+            if not deadlines.leave(task) or task.cancelling():
+                raise  # not the deadline's: shutdown
+            outcome = self._too_late(status, answer_headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            outcome = self._failure(exc)
+            late = deadlines.leave(task)
+            outcome = self._too_late(status, answer_headers) if late else self._failure(exc)
         except Exception:
+            deadlines.leave(task)
             log.exception(
                 "notification could not be sent: internal error",
                 kind=kind,
@@ -224,6 +244,16 @@ class Transport:
         outcome.elapsed = elapsed = time.perf_counter() - started
         if self._latency:
             self._latency[kind].observe(elapsed)
+        return outcome
+
+    def _too_late(self, status: int | None, headers: Mapping[str, str]) -> Outcome:
+        """What a POST past http-response-timeout came to: a timeout if no status came,
+        else the status, its answer cut unfinished (the connection is closed)."""
+        if status is None:
+            return Outcome("timeout", {"timeout_s": self.timeout})
+        outcome = self._answer(status, headers)
+        outcome.answer_cut = CUT_UNFINISHED
+        self._note_cut(CUT_UNFINISHED, status)
         return outcome
 
     def _failure(self, exc: TimeoutError | aiohttp.ClientError) -> Outcome:
@@ -287,7 +317,8 @@ class Transport:
 async def discard_answer(response: aiohttp.ClientResponse) -> str | None:
     """Read and throw away the answer's body, at most :data:`MAX_ANSWER_BYTES` of it:
     None when it was read to its end, else why it was cut. A cut answer is left unread,
-    so aiohttp closes its connection rather than reuse it."""
+    so aiohttp closes its connection rather than reuse it. (One that does not end by
+    the POST's deadline is cut by :meth:`Transport.post`.)"""
     length = response.content_length
     if length is not None and length > MAX_ANSWER_BYTES:
         return CUT_TOO_LONG
@@ -297,8 +328,6 @@ async def discard_answer(response: aiohttp.ClientResponse) -> str | None:
             read += len(chunk)
             if read > MAX_ANSWER_BYTES:
                 return CUT_TOO_LONG
-    except TimeoutError:  # the status came in time; the body did not end in time
-        return CUT_UNFINISHED
     except aiohttp.ClientError:  # broken off, bad chunked encoding
         return CUT_BROKEN
     return None
