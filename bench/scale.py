@@ -27,7 +27,8 @@ max      the maximum sustained delivery rate: short runs at interval 1 s with
          can be sent; periodic bodies are coalesced per group, so the backlog stays
          bounded); delivered/s at the receiver, the best of them, and its ratio to the
          ceiling.
-half     offered load = ceiling / 2 (N = ceiling/2 x ``--half-interval``): the share of
+half     offered load = ceiling / 2 (N = ceiling/2 x ``--half-interval``), the ceiling
+         measured again just before (the machine's speed drifts): the share of
          produced notifications delivered and the per-group inter-arrival jitter.
 hang     the same load as ``half``; after the warm-up the receiver stops answering
          (it still accepts and reads). Tick lateness from /metrics and RSS every
@@ -1150,9 +1151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         **common,
                     )
                 )
-        half_groups = round(ceiling_rps / 2 * args.half_interval)
+        half_rps = ceiling_rps / 2
+        if "half" in phases and ceiling_rps and not args.ceiling_rps:
+            # half of what the machine sends now: its speed drifts within minutes (a
+            # ceiling of 7,271/s at the start of a run, 3,635/s paced at 198 us a request
+            # 10 minutes later), and half of an earlier ceiling can be all of the present one
+            print("\n== ceiling again, to size the half-ceiling run", flush=True)
+            now = run_ceiling(procs, workdir, args.pool, args.ceiling_duration, 1, args.quiet_wait)
+            half_rps = float(now["median_rps"]) / 2
+        half_groups = round(half_rps * args.half_interval)
         if "half" in phases and half_groups:
-            print(f"\n== bare aiohttp loop paced to {ceiling_rps / 2:,.0f}/s", flush=True)
+            print(f"\n== bare aiohttp loop paced to {half_rps:,.0f}/s", flush=True)
             paced = run_ceiling(
                 procs,
                 workdir,
@@ -1160,7 +1169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.ceiling_duration,
                 1,
                 args.quiet_wait,
-                ceiling_rps / 2,
+                half_rps,
             )
             half = run_ocsd(
                 procs,
