@@ -192,6 +192,8 @@ class Transport:
         awaiting another: each wake-up of a request resumes every awaiting level, ~2 %
         of the CPU per notification at saturation (bench/FINDINGS-scale.md, phase 3).
         """
+        # long: one coroutine on purpose (see above), and the deadline's cancellation
+        # must be told from shutdown's in the same frame that awaits the POST
         msgid, text = MESSAGES[kind]
         started = time.perf_counter()
         task = asyncio.current_task()
