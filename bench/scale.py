@@ -793,12 +793,14 @@ def ceiling_once(
     duration: float,
     tag: str,
     extra: Sequence[str] = (),
+    core: str = SENDER_CORE,
 ) -> dict[str, Any]:
-    """One run of bench/ceiling.py on the sender's core against ``url``: its JSON result."""
+    """One run of bench/ceiling.py on ``core`` (the sender's) against ``url``: its JSON
+    result."""
     argv = [sys.executable, str(CEILING), "--url", url, "--pool", str(pool)]
     argv += ["--duration", f"{duration:g}", *extra]
     with (workdir / f"ceiling-{tag}.out").open("w+b") as out:
-        proc = procs.start(pinned(SENDER_CORE, argv), out, subprocess.STDOUT)
+        proc = procs.start(pinned(core, argv), out, subprocess.STDOUT)
         try:
             proc.wait(duration + 60)
         finally:

@@ -46,12 +46,10 @@ def bare_loops(
     results: list[float] = []
 
     def one(core: str) -> None:
-        argv = [sys.executable, str(scale.CEILING), "--url", url, "--pool", "32"]
-        argv += ["--duration", f"{seconds:g}", "--warmup", "1"]
-        done = subprocess.run(
-            scale.pinned(core, argv), capture_output=True, timeout=seconds + 60, check=True
+        result = scale.ceiling_once(
+            procs, workdir, url, 32, seconds, f"core{core}", ["--warmup", "1"], core=core
         )
-        results.append(float(scale.json.loads(done.stdout.splitlines()[-1])["rps"]))
+        results.append(float(result["rps"]))
 
     threads = [threading.Thread(target=one, args=(core,)) for core in cores]
     for thread in threads:

@@ -29,9 +29,6 @@ class Deadlines:
         self._expired: set[asyncio.Task[object]] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def __len__(self) -> int:
-        return len(self._started)
-
     def enter(self, task: asyncio.Task[object], now: float) -> None:
         """``task`` starts a POST at loop time ``now``; it must :meth:`leave` before its
         next await outside the POST."""
