@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 
 import annotated_types
 from pydantic import Field
+from yarl import URL
+
+from ocsd.logs.redact import REDACTED, redact_text
 
 
 @dataclass(frozen=True)
@@ -232,12 +235,26 @@ def uri_problem(uri: str, redacted: str) -> str | None:
         return f"{redacted!r}: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"must be an http:// or https:// URL, got {redacted!r}"
+    if "@" not in parts.netloc and redacted.startswith(f"{parts.scheme}://{REDACTED}@"):
+        # user:pass/word@host: the authority ends at the "/", so the host would be the
+        # user name and the port part of the password (which a message must not show)
+        return (
+            f"{redacted!r}: a '/', '?' or '#' comes before the '@' that ends user:password, "
+            "so the host would be read from the user name; percent-encode them in the "
+            "user name and password (%2F, %3F, %23), or an '@' in the path as %40"
+        )
     port = _written_port(parts.netloc)
     if port and not (port.isascii() and port.isdigit()):
         return f"the port {PORT.refusal(port, 'is not a whole number')}"
     if port and (problem := PORT.problem(int(port))):
         return f"the port {problem}"
-    return host_problem(parts.hostname)
+    if problem := host_problem(parts.hostname):
+        return problem
+    try:  # what the client will make of it: refused here rather than when it starts
+        URL(uri, encoded=False)
+    except ValueError as exc:
+        return f"{redacted!r} is not a usable URL: {redact_text(str(exc))}"
+    return None
 
 
 def _written_port(netloc: str) -> str:
@@ -247,7 +264,7 @@ def _written_port(netloc: str) -> str:
     if host_and_port.startswith("["):  # [IPv6]:port
         after = host_and_port.partition("]")[2]
         return after[1:] if after.startswith(":") else ""
-    return host_and_port.rpartition(":")[2] if ":" in host_and_port else ""
+    return host_and_port.partition(":")[2]  # all of it: "80:90" is not a port
 
 
 def path_problem(path: str) -> str | None:

@@ -199,6 +199,8 @@ def read_environment() -> dict[str, Any]:
                 )
             if problem := unknown_variable(name):
                 raise ConfigError(problem)
+            if problem := _not_utf8(name, os.environ[name]):
+                raise ConfigError(problem)
     try:
         values = EnvSettingsSource(Settings)()
     except SettingsError as exc:
@@ -211,6 +213,22 @@ def read_environment() -> dict[str, Any]:
                 "[calling-list:<name>] sections)"
             )
     return values
+
+
+def _not_utf8(name: str, value: str) -> str | None:
+    """The refusal of a variable whose bytes are not UTF-8 (Python keeps such bytes as
+    lone surrogates, which pass every check and then fail wherever the value is written
+    out: a log line, a body). The value itself is not shown: it may be a secret."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(value[exc.start]) - 0xDC00  # surrogateescape: byte 0xNN is U+DCNN
+        shown = f"byte 0x{byte:02x}" if 0x80 <= byte <= 0xFF else "a character"
+        return (
+            f"environment {name}: the value is not valid UTF-8 ({shown} at position "
+            f"{exc.start + 1}); give it in UTF-8"
+        )
+    return None
 
 
 #: ``OCSD_*`` variables that are not options: the configuration file of the ``ocsd``

@@ -75,6 +75,30 @@ async def test_an_ocsd_variable_that_names_no_option_is_refused(
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+@pytest.mark.parametrize("command", ["check-config", "run"])
+@pytest.mark.parametrize(
+    ("variable", "value", "position"),
+    [
+        ("OCSD_TENANT_NAME", "bad\udcff\udcfeenc", 4),  # bytes 0xff 0xfe: not UTF-8
+        ("OCSD_CAMPAIGNGROUP_STATES_URI", "http://127.0.0.1:9/ok/\udcffx", 23),
+    ],
+)
+async def test_an_ocsd_variable_that_is_not_utf8_is_refused(
+    command, variable, value, position, receiver, ini_sections, write_ini, run_ocsd, ocsd_env
+):
+    """Such bytes passed check-config and then broke run (a traceback at start-up, or a
+    group activated with no body to send): now both refuse them, without the value."""
+    config = write_ini(ini_sections(receiver.url))
+    done = await run_ocsd(command, "--config", str(config), env=ocsd_env(**{variable: value}))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        f"ocsd: configuration error: environment {variable}: the value is not valid UTF-8 "
+        f"(byte 0xff at position {position}); give it in UTF-8"
+    )
+    assert done.stdout == ""
+
+
 async def test_variables_that_are_not_options_still_work(
     receiver, ini_sections, write_ini, run_ocsd, ocsd_env
 ):

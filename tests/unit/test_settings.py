@@ -356,6 +356,41 @@ def test_uri_must_be_http_or_https(tmp_path: Path, uri: str) -> None:
     assert_names_place(message, path, 3, "OCServer", "campaigngroup-states-uri")
 
 
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        # a "/" in the password ends the authority: the host would be "user" and the
+        # port the password's start, which the message must not show
+        ("http://user:PW/SECRET@127.0.0.1:80/", "comes before the '@' that ends user:password"),
+        ("http://user:12345/SECRET@127.0.0.1:8080/x", "percent-encode them"),
+        ("http://user:pw@127.0.0.1:8080:90/x", "the port '8080:90' is not a whole number"),
+    ],
+)
+def test_a_uri_the_client_would_misread_is_refused_without_its_password(
+    tmp_path: Path, uri: str, says: str
+) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",  # 1
+        "send-campaigngroup-states = true",  # 2
+        f"campaigngroup-states-uri = {uri}",  # 3
+    )
+    message = config_error(path)
+    assert_names_place(message, path, 3, "OCServer", "campaigngroup-states-uri")
+    assert says in message
+    assert "SECRET" not in message and "PW" not in message and "pw" not in message
+
+
+def test_a_percent_encoded_password_is_accepted(tmp_path: Path) -> None:
+    path = ini_file(
+        tmp_path,
+        "[OCServer]",
+        "send-campaigngroup-states = true",
+        "campaigngroup-states-uri = http://us%2Fer:p%40ss%2Fword@127.0.0.1:8080/events",
+    )
+    assert load_settings(path).campaigngroup_states_uri.endswith("@127.0.0.1:8080/events")
+
+
 def test_sending_without_a_uri(tmp_path: Path) -> None:
     path = ini_file(
         tmp_path,
