@@ -20,6 +20,8 @@ ones; an error names the template's line.
 from __future__ import annotations
 
 import difflib
+import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -37,6 +39,10 @@ PATTERNED = ("campaign", "group", "queue", "template")
 #: cannot ask for more memory than a file could (100,000 running groups: 2.2 GiB).
 MAX_COUNT = 200_000
 MAX_DBID = 2**31 - 1
+#: The longest value a pattern may give (a name, a campaign...), in characters: a width
+#: of 300,000,000 in ``{n:>300000000}`` took gigabytes and a MemoryError traceback, and
+#: a long pattern repeated over 200,000 groups would take as much.
+MAX_FILLED_LENGTH = 1024
 
 _GROUP_OPTIONS = frozenset(f.replace("_", "-") for f in CampaignGroupSettings.model_fields)
 _LIST_OPTIONS = frozenset(f.replace("_", "-") for f in CallingListSettings.model_fields)
@@ -152,11 +158,41 @@ def _whole(
 def _format(
     pattern: str, fields: Mapping[str, object], template: str, where: str, section: str, option: str
 ) -> str:
+    if problem := _width_problem(pattern):
+        raise ConfigError(f"{where}: {section} {option}: {pattern[:80]!r}: {problem}")
     try:
-        return pattern.format(**fields, template=template).strip()
+        filled = pattern.format(**fields, template=template).strip()
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(
             f"{where}: {section} {option}: {pattern!r} cannot be filled in ({exc}); it may "
             "use {n} (with a format, e.g. {n:05d}), {dbid}, {list_dbid}, {template}"
             + (", {name}" if option == "list-name" else "")
         ) from None
+    if len(filled) > MAX_FILLED_LENGTH:
+        raise ConfigError(
+            f"{where}: {section} {option}: {pattern[:80]!r} gives {len(filled):,} characters; "
+            f"allowed: at most {MAX_FILLED_LENGTH:,}"
+        )
+    return filled
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def _width_problem(pattern: str) -> str | None:
+    """Why a pattern's format specs would make a value too long to fill in, checked
+    before it is filled in (the filling itself is what takes the memory)."""
+    try:
+        specs = [spec for _, _, spec, _ in string.Formatter().parse(pattern) if spec]
+    except ValueError:
+        return None  # a malformed pattern: the filling in says why
+    for spec in specs:
+        if "{" in spec:
+            return "a format width must be a number, not another field"
+        widest = max((int(number) for number in _NUMBER.findall(spec)), default=0)
+        if widest > MAX_FILLED_LENGTH:
+            return (
+                f"the format {{...:{spec[:40]}}} asks for {widest:,} characters; allowed: at "
+                f"most {MAX_FILLED_LENGTH:,}"
+            )
+    return None

@@ -92,6 +92,14 @@ CASES = [
      "ocsd.ini:10: [campaign-group-template:Load] calling-lists: each expanded group has its own"),
     ("agents = 12", "agentz = 12",
      "ocsd.ini:11: [campaign-group-template:Load] agentz: unknown option; did you mean agents?"),
+    # a width that would take gigabytes (it was a MemoryError traceback), one taken from
+    # another field, a pattern whose filled-in value is too long
+    ("name = Load {n:03d}", "name = Load {n:>300000000}",
+     "ocsd.ini:7: [campaign-group-template:Load] name: 'Load {n:>300000000}': the format "
+     "{...:>300000000} asks for 300,000,000 characters; allowed: at most 1,024"),
+    ("name = Load {n:03d}", "name = Load {n:{dbid}}",
+     "a format width must be a number, not another field"),
+    ("name = Load {n:03d}", "name = Load {n}" + "x" * 2000, "gives 2,006 characters"),
 ]  # fmt: skip
 
 
