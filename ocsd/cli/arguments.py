@@ -106,6 +106,18 @@ def http_url(text: str) -> str:
     return text
 
 
+def base_url(text: str) -> str:
+    """An argparse type: an http(s) URL that paths are appended to (``ocsd ctl --url``),
+    so without a query or fragment (``http://h/x?y`` asked for ``/x?y/healthz``)."""
+    text = http_url(text)
+    if "?" in text or "#" in text:
+        raise argparse.ArgumentTypeError(
+            f"{redact_uri(text)!r}: a base URL takes no '?' query or '#' fragment; give "
+            "the scheme, host, port and any path prefix only"
+        )
+    return text
+
+
 def host(text: str) -> str:
     """An argparse type: a host name or an IP address to listen on."""
     if problem := host_problem(text):

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 from ocsd.cli.arguments import (
     Parser,
+    base_url,
     bearer_token,
     bounded,
     file_path,
@@ -529,7 +530,7 @@ def _add_ctl(commands: Commands) -> None:
     )
     ctl.add_argument(
         "--url",
-        type=http_url,
+        type=base_url,
         help="control API base URL (default: control-host and control-port of --config, "
         "else http://127.0.0.1:8090)",
     )

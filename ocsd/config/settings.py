@@ -199,7 +199,7 @@ def read_environment() -> dict[str, Any]:
                 )
             if problem := unknown_variable(name):
                 raise ConfigError(problem)
-            if problem := _not_utf8(name, os.environ[name]):
+            if problem := _unreadable(name, os.environ[name]):
                 raise ConfigError(problem)
     try:
         values = EnvSettingsSource(Settings)()
@@ -215,10 +215,11 @@ def read_environment() -> dict[str, Any]:
     return values
 
 
-def _not_utf8(name: str, value: str) -> str | None:
+def _unreadable(name: str, value: str) -> str | None:
     """The refusal of a variable whose bytes are not UTF-8 (Python keeps such bytes as
     lone surrogates, which pass every check and then fail wherever the value is written
-    out: a log line, a body). The value itself is not shown: it may be a secret."""
+    out: a log line, a body), or that holds a control character. The value itself is not
+    shown: it may be a secret."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -228,7 +229,17 @@ def _not_utf8(name: str, value: str) -> str | None:
             f"environment {name}: the value is not valid UTF-8 ({shown} at position "
             f"{exc.start + 1}); give it in UTF-8"
         )
+    if control := _CONTROL.search(value):
+        return (
+            f"environment {name}: the value holds a control character "
+            f"(U+{ord(control.group()):04X} at position {control.start() + 1}); remove it"
+        )
     return None
+
+
+#: Characters no option value holds (tab and newline aside, as a file's value may):
+#: they went on into log lines and bodies as they were.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 #: ``OCSD_*`` variables that are not options: the configuration file of the ``ocsd``

@@ -105,6 +105,11 @@ def parse_threshold(text: str) -> Threshold:
             f"measure; unit {unit!r} does not fit (use {allowed})"
         )
     limit = float(match["number"]) * _SCALE[unit]
+    if not math.isfinite(limit):
+        raise ThresholdError(
+            f"threshold {text.strip()!r}: {match['number'][:40]!r} is too large to compare "
+            "with (a finite number, e.g. 'post_latency_p99 < 200ms')"
+        )
     return Threshold(" ".join(text.split()), metric, match["op"], limit)
 
 

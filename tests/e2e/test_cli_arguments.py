@@ -42,6 +42,9 @@ BAD_ARGUMENTS: list[tuple[tuple[str, ...], str]] = [
     (("ctl", "--url", "ftp://127.0.0.1:8090", "status"), "--url"),
     (("ctl", "--url", "http://127.0.0.1:99999", "status"), "--url"),
     (("ctl", "--url", "http://bad host:8090", "status"), "--url"),
+    (("ctl", "--url", "http://127.0.0.1:8090/x?y", "health"), "--url"),  # asked /x?y/healthz
+    (("ctl", "--url", "http://127.0.0.1:8090/#top", "health"), "--url"),
+    (("replay", "f.jsonl", "--uri", "http://u:p/w@127.0.0.1:9/"), "--uri"),  # host from "u"
     (("ctl", "--timeout", "-1", "status"), "--timeout"),
     (("ctl", "--timeout", "inf", "status"), "--timeout"),
     (("ctl", "--timeout", "soon", "status"), "--timeout"),

@@ -596,3 +596,20 @@ def test_the_example_documents_shard_and_check_config_shows_it() -> None:
     text = REPO_CONFIG.read_text(encoding="utf-8")
     assert "\n; shard = 1/2\n" in text and "OCSD_SHARD" in text
     assert "\nshard =\n" in describe_settings(load_settings(None)) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("OCSD_TENANT_NAME", "Acme\x1b[31m", "a control character (U+001B at position 5)"),
+        ("OCSD_WEBHOOK_SECRET", "whsec_\x7fabc", "a control character (U+007F at position 7)"),
+    ],
+)
+def test_a_variable_with_a_control_character_is_refused_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    """Such a value went on into log lines and bodies as it was."""
+    monkeypatch.setenv(variable, value)
+    message = config_error(ini_file(tmp_path, "[ocsd]"))
+    assert f"environment {variable}" in message and says in message
+    assert value not in message and "abc" not in message

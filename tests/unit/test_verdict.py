@@ -50,6 +50,8 @@ def test_thresholds_read_as_written(text, metric, op, limit):
         ("latency_p99 < 1s", "did you mean post_latency_p99?"),
         ("delivered_rate > 5ms", "unit 'ms' does not fit (use '%' or no unit)"),
         ("throughput > 5%", "unit '%' does not fit"),
+        # read as infinity, it passed every run (or failed every one) without a word
+        ("post_latency_p99 < 1e999ms", "'1e999' is too large to compare with"),
     ],
 )
 def test_a_bad_threshold_names_the_problem(text, says):
