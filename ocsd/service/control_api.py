@@ -170,6 +170,11 @@ def _dialing_change(params: dict[str, str]) -> DialingChange:
         if not _whole_number(text.removeprefix("-")) or len(text) > 12:
             raise BadParameter("optimizegoal", f"must be a whole number, got {text[:40]!r}")
         goal = int(text)
+        if not 0 < goal <= 3600:  # out of every method's range, whatever the mode
+            raise BadParameter(
+                "optimizegoal",
+                f"must be 1 to 3600 (a percent 1..100, or seconds for a time goal), got {goal}",
+            )
     return DialingChange(parsed("dialmode", DialMode), parsed("optimizeby", OptimizeBy), goal)
 
 

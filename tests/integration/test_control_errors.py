@@ -93,6 +93,11 @@ BAD_PARAMETERS = [
         "optimizegoal",
         id="busy-factor-goal-over-100",
     ),
+    pytest.param(  # was accepted and dropped in silence: progressive has no goal
+        {"req": "StartDialing", "dialmode": "progressive", "optimizegoal": "-5"},
+        "optimizegoal",
+        id="negative-goal-of-a-mode-without-goals",
+    ),
     pytest.param(
         {"req": "StartDialing", "dialmode": "predictive", "optimizeby": "none"},
         "optimizeby",
