@@ -6,7 +6,8 @@ Every POST (any path) is a notification. The sink answers:
   also when delivery did something to it: a duplicate of the group's previous message
   or one that arrived out of order is answered 200 with ``"delivery": "duplicate"`` or
   ``"out-of-order"``, counted and shown apart from the violations;
-- 415 to a Content-Type that is not JSON, 413 to a body over the size limit, 400 to a
+- 415 to a Content-Type that is not JSON or a body with a Content-Encoding (ocsd never
+  compresses; the connection is closed without reading the body), 413 to a body over the size limit, 400 to a
   body that is not JSON or nests deeper than any CampaignGroupState can, 422 to a body that breaks the schema (contract: The body and Enumerations, docs/contract.md#body),
   409 to a valid body that breaks the life cycle (contract: Life cycle, docs/contract.md#life-cycle: a
   transition it does not allow, a periodic notification for a group that is not loaded, an
@@ -44,6 +45,7 @@ from ocsd.core.genesys import status_name
 from ocsd.logs import configure_logging, get_logger
 from ocsd.receiver.display import duration_text
 from ocsd.receiver.listener import ConnectionLimits, connection_cap, serve
+from ocsd.receiver.refusals import answer_malformed_as_json, close_unread, content_encoding
 from ocsd.receiver.validate import (
     DELIVERY_ANOMALIES,
     MAX_NESTING,
@@ -394,6 +396,18 @@ class Sink:
         anomalies = [p for p in found if p.rule in DELIVERY_ANOMALIES]
         return Judgement(409 if problems else 200, body, problems, anomalies=anomalies)
 
+    def compressed(self, coding: str) -> Judgement:
+        return Judgement(
+            415,
+            problems=[
+                Problem(
+                    "content-encoding",
+                    None,
+                    f"Content-Encoding must be identity (ocsd never compresses), got {coding[:40]!r}",
+                )
+            ],
+        )
+
     def too_large(self) -> Judgement:
         return Judgement(
             413, problems=[Problem("size", None, f"the body is larger than {self.max_body} bytes")]
@@ -479,6 +493,12 @@ class Sink:
         content_type = request.headers.get("Content-Type")
         if content_type is not None:
             content_type = request.content_type  # without parameters such as charset
+        coding = content_encoding(request)
+        if coding is not None:
+            # refused unread, the connection closed: not one byte of it is decompressed
+            judgement = self.compressed(coding)
+            self.take(judgement)
+            return close_unread(_json(judgement.answer(), judgement.http_status))
         if content_type is None or not _is_json(content_type):
             judgement = self.judge(b"", content_type)
         else:
@@ -566,6 +586,7 @@ async def _says_who(_request: web.Request, response: web.StreamResponse) -> None
 def create_app(sink: Sink) -> web.Application:
     """The sink's aiohttp application: POST anywhere to judge, GET the dashboard and APIs."""
     app = web.Application(client_max_size=sink.max_body)
+    answer_malformed_as_json(app, API_HEADER, "sink")
     app.on_response_prepare.append(_says_who)
     app.router.add_post("/{path:.*}", sink.receive)
     app.router.add_get("/", sink.static)

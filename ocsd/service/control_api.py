@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import logging
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ocsd.config.ranges import DBID
@@ -25,6 +23,7 @@ from ocsd.core.errors import BadParameter, NotAllowed, NotFound, Unavailable
 from ocsd.core.genesys import DialMode, OptimizeBy, Request, parse_enum
 from ocsd.core.lifecycle import DialingChange
 from ocsd.logs import get_logger
+from ocsd.receiver.refusals import answer_malformed_as_json, close_unread, content_encoding
 from ocsd.service import API_HEADER, CONTROL_API
 from ocsd.service.access import AccessPolicy, refusal
 
@@ -302,6 +301,32 @@ async def _trusted_origin(request: web.Request, handler: Any) -> web.StreamRespo
 
 
 @web.middleware
+async def _identity_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A compressed body is refused (415) before anything reads it, token or not, and
+    the connection closed after the answer: aiohttp decompresses a body as it arrives,
+    also one it drains unread, and a gzip bomb would stall the event loop. The bodies
+    are JSON of a few KiB; nobody needs to compress them."""
+    coding = content_encoding(request)
+    if coding is None:
+        result: web.StreamResponse = await handler(request)
+        return result
+    log.warning(
+        "control request refused: compressed body",
+        method=request.method[:20],
+        path=request.path[:200],
+        remote=request.remote,
+        content_encoding=coding[:40],
+    )
+    return close_unread(
+        _error(
+            415,
+            f"Content-Encoding {coding[:40]!r} not accepted: send the body uncompressed",
+            header="Content-Encoding",
+        )
+    )
+
+
+@web.middleware
 async def _bearer_token(request: web.Request, handler: Any) -> web.StreamResponse:
     """With ``[ocsd] control-token`` set, every request but the probes needs it."""
     token = request.app[CONTROLLER].control_token()
@@ -395,40 +420,17 @@ def openapi_document() -> bytes:
     return resources.files("ocsd.service").joinpath("openapi.json").read_bytes()
 
 
-class _ServerErrorsWithoutTraceback(logging.Handler):
-    """aiohttp logs a malformed HTTP request (a header too long, a bad request line) with a
-    traceback on ``aiohttp.server``; ocsd logs one line naming the problem instead. Any
-    other error keeps its traceback (a bug must be findable)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        error = record.exc_info[1] if record.exc_info else None
-        if error is None or isinstance(error, HttpProcessingError):
-            log.warning(
-                "malformed HTTP request refused",
-                error=f"{type(error).__name__}: {error}"[:300] if error else record.getMessage(),
-            )
-            return
-        log.error("HTTP server error", error=record.getMessage(), exc_info=record.exc_info)
-
-
-def _quiet_aiohttp_server_log() -> None:
-    logger = logging.getLogger("aiohttp.server")
-    if not any(isinstance(h, _ServerErrorsWithoutTraceback) for h in logger.handlers):
-        logger.addHandler(_ServerErrorsWithoutTraceback(logging.WARNING))
-        logger.propagate = False
-
-
 async def _says_who(_request: web.Request, response: web.StreamResponse) -> None:
     """Every answer, errors included, says it comes from ocsd's control API (for ctl)."""
     response.headers[API_HEADER] = CONTROL_API
 
 
 def create_app(controller: Controller) -> web.Application:
-    _quiet_aiohttp_server_log()
     app = web.Application(
         client_max_size=MAX_REQUEST_BYTES,
-        middlewares=[_errors_as_json, _bearer_token, _trusted_origin],
+        middlewares=[_errors_as_json, _identity_only, _bearer_token, _trusted_origin],
     )
+    answer_malformed_as_json(app, API_HEADER, CONTROL_API)
     app[CONTROLLER] = controller
     app.on_response_prepare.append(_says_who)
     app[OPENAPI] = openapi_document()
