@@ -146,12 +146,15 @@ def answer_malformed_as_json(app: web.Application, api_header: str, api: str) ->
     """Answer the requests aiohttp's parser refuses ``{"error": ...}`` without quoting
     them, with ``api_header: api``, and log them without a traceback."""
     quiet_aiohttp_server_log()
-    make_request = app._make_request
+    make_request = getattr(app, "_make_request", None)
+    if make_request is None:  # an aiohttp without this hook: its own plain-text 400 stays
+        return  # (the log line above still quotes nothing)
     request_class = _request_class(api_header, api)
 
     def factory(*args: Any, **kwargs: Any) -> web.Request:
         kwargs["_cls"] = request_class
-        return make_request(*args, **kwargs)
+        request: web.Request = make_request(*args, **kwargs)
+        return request
 
     # aiohttp has no option for the request class; in its debug mode, setting an
     # attribute on the application warns (object.__setattr__ does not).
@@ -168,11 +171,12 @@ def content_encoding(request: web.BaseRequest) -> str | None:
 
 class _ClosingResponse(web.Response):
     async def write_eof(self, data: bytes = b"") -> None:
-        request = self._req
+        request = getattr(self, "_req", None)
         await super().write_eof(data)
-        if request is not None and request.protocol is not None:
+        protocol = getattr(request, "protocol", None)
+        if protocol is not None:
             # after the answer is written: closing before would lose it
-            request.protocol.force_close()
+            protocol.force_close()
 
 
 def close_unread(response: web.Response) -> web.Response:
