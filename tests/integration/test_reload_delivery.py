@@ -206,3 +206,47 @@ async def test_a_stop_cuts_a_replaced_notifier_short_within_the_grace(
     assert left > 0 and produced - 1 <= counters.sent["state"] + left <= produced, counters
     assert took < 5 + 3, f"the shutdown took {took:.1f} s"  # http-response-timeout 5
     assert any(e["event"] == "notifications abandoned at shutdown" for e in logs), logs
+
+
+async def test_from_ocs_to_reliable_the_queued_ones_go_through_the_outbox(
+    make_fault_receiver, write_ini, control_for, wait_until, monkeypatch, tmp_path
+) -> None:
+    receiver = await make_fault_receiver()
+    receiver.slow_s = SLOW_S
+    receiver.set_behaviour("slow")
+    monkeypatch.setattr(reload_module, "CONFIG_POLL_S", 3600.0)
+    path = write_ini(_sections(receiver.url, 5))
+    freeze_heap()
+    daemon = Daemon(load_settings(path), config_path=str(path))
+    await daemon.startup()
+    try:
+        control = control_for(f"http://127.0.0.1:{daemon.control_port}")
+        for _ in range(CYCLES):
+            for req in REQUESTS:
+                await control.ok(101, req)
+        counters = daemon.feed.counters
+        produced = counters.sent["state"] + daemon.notifier.pending
+        reliable = _sections(receiver.url, 5)
+        reliable["ocsd"].update(
+            {
+                "delivery-mode": "reliable",
+                "outbox-path": str(tmp_path / "outbox.sqlite3"),
+                "dead-letter-path": str(tmp_path / "dead.jsonl"),
+            }
+        )
+        replace_ini(path, reliable)
+        with structlog.testing.capture_logs() as logs:
+            assert await daemon.reload("SIGHUP")
+            assert daemon.notifier.mode == "reliable"
+            await wait_until(
+                lambda: counters.sent["state"] >= produced or bool(counters.dropped),
+                within=60,
+                what=f"{produced} state notifications sent",
+            )
+    finally:
+        await daemon.shutdown()
+    received = [r for r in receiver.received if not r.periodic]
+    assert len(received) == produced, received
+    _assert_in_order(received)
+    _assert_nothing_dropped(daemon, logs)
+    assert sum(1 for r in received if "webhook-id" in r.headers) >= 20  # via the outbox
