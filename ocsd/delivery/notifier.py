@@ -23,7 +23,7 @@ import contextlib
 import functools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,12 @@ log = get_logger("ocsd.delivery")
 DROP_LOG_EVERY_S = 10.0
 #: Why a waiting periodic notification was not sent: a newer one took its place.
 SUPERSEDED = "superseded by a newer periodic notification"
+#: Why what a notifier still held was not sent: the daemon stops ...
+SHUTTING_DOWN = "shutting down"
+#: ... or a reload replaced the notifier and it could not finish in time.
+REPLACED = "replaced by a reload"
+#: Seconds a replaced notifier gets beyond one POST timeout per notification it owes.
+RETIRE_MARGIN_S = 5.0
 
 #: A group's periodic body at send time: ``dbid -> bytes``; None when the group is no
 #: longer loaded (nothing is sent then). Must not change any state of the group.
@@ -169,11 +175,17 @@ class DeliveryPolicy(Protocol):
     def figures(self, in_flight: Counter[str]) -> DeliveryFigures:
         """The gauges, given the notifications in flight by kind."""
 
-    def close_begins(self) -> None:
+    def hand_over(self, keep: Collection[int]) -> list[Notification]:
+        """A reload replaces the notifier: take out the queued state notifications not yet
+        taken (each group's in order) for the successor, but those of the groups in
+        ``keep``; the waiting periodic ones are dropped as superseded."""
+
+    def close_begins(self, reason: str) -> None:
         """No more work is taken but what the mode still owes before it stops."""
 
-    async def closed(self, abandoned: int) -> None:
-        """The workers stopped; ``abandoned`` POSTs were cancelled in flight."""
+    async def closed(self, abandoned: int, reason: str) -> None:
+        """The workers stopped; ``abandoned`` POSTs were cancelled in flight; what was
+        not sent is counted dropped for ``reason``."""
 
 
 class Notifier:
@@ -204,6 +216,9 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: Counter[str] = Counter(state=0, periodic=0)
         self._closing = False
+        self._close_reason = SHUTTING_DOWN
+        self._hurried = asyncio.Event()  # a retiring notifier must stop soon (shutdown)
+        self._hurry_grace: float | None = None
         self._drops_unlogged: dict[tuple[str, str], tuple[float, int]] = {}
         policy.bind(
             Workers(self.pool_size, self.counters, transport.safe_uri, self._wake, self._drop)
@@ -243,7 +258,7 @@ class Notifier:
     def submit(self, notification: Notification) -> None:
         """Queue a notification without waiting; drop it (counted, logged) if it cannot wait."""
         if self._closing:
-            self._drop(notification, "shutting down", False)
+            self._drop(notification, self._close_reason, False)
             return
         self.policy.submit(notification)
 
@@ -259,7 +274,8 @@ class Notifier:
         with the body made at the POST (bench/FINDINGS-scale.md, phase 3).
         """
         if self._closing:
-            self._drop(Notification("periodic", group_name, group_dbid), "shutting down", False)
+            notification = Notification("periodic", group_name, group_dbid)
+            self._drop(notification, self._close_reason, False)
             return False
         if self.policy.periodic_waiting(group_dbid):
             self.counters.dropped[("periodic", SUPERSEDED)] += 1
@@ -390,25 +406,74 @@ class Notifier:
 
     # -- stopping ------------------------------------------------------------------------
 
-    async def close(self, grace: float | None = None) -> None:
+    def hand_over(self, keep: Collection[int] = ()) -> list[Notification]:
+        """A reload replaces this notifier: its queued state notifications not yet taken,
+        each group's in order, for the successor (submit them there before anything
+        new), but those of the groups in ``keep`` (the groups the reload removes: they
+        go out here, to the URI they were made for). Periodic ones still waiting are
+        dropped as superseded; the successor's ticks make new ones. The reliable mode
+        hands nothing over: its state notifications wait in the outbox."""
+        return self.policy.hand_over(keep)
+
+    async def retire(self) -> None:
+        """Close after a reload replaced this notifier: what it still owes (what
+        :meth:`hand_over` kept, everything when nothing took over) and its in-flight
+        POSTs go out, each within the POST timeout; the deadline allows one timeout per
+        notification owed, so it cuts nothing while the receiver answers. Only
+        :meth:`hurry` (the daemon stops) cuts it shorter."""
+        owed = self.figures().pending
+        grace = self.transport.timeout * (owed + 1) + RETIRE_MARGIN_S
+        await self.close(grace, reason=REPLACED)
+
+    def hurry(self, grace: float) -> None:
+        """The daemon stops: a retiring notifier gets at most ``grace`` seconds more (or
+        its POST timeout, if shorter); what it has not sent then is dropped as
+        "shutting down"."""
+        if self._hurry_grace is not None:
+            return
+        self._hurry_grace = min(grace, self.transport.timeout)
+        asyncio.get_running_loop().call_later(self._hurry_grace, self._hurried.set)
+
+    async def close(self, grace: float | None = None, *, reason: str = SHUTTING_DOWN) -> None:
         """Stop taking work; what the mode still owes and in-flight POSTs get ``grace``
-        seconds (default the POST timeout); the rest is cancelled."""
+        seconds (default the POST timeout); the rest is cancelled and counted dropped
+        for ``reason``."""
         self._closing = True
-        self.policy.close_begins()
+        self._close_reason = reason
+        self.policy.close_begins(reason)
         for wakeup in self._wakeups:
             wakeup.set()
         grace = self.transport.timeout if grace is None else grace
         abandoned = await self._stop_workers(grace)
+        if self._hurry_grace is not None:
+            self._close_reason = SHUTTING_DOWN
+            grace = min(grace, self._hurry_grace)
         if self.faults is not None:
             await self.faults.close(grace)
-        await self.policy.closed(abandoned)
+        await self.policy.closed(abandoned, self._close_reason)
         await self.transport.close()
 
     async def _stop_workers(self, grace: float) -> int:
-        """Let the workers finish within ``grace``; cancel the rest; how many were cut."""
+        """Let the workers finish within ``grace`` (or until hurried); cancel the rest;
+        how many were cut."""
         if not self._tasks:
             return 0
-        _done, still_running = await asyncio.wait(self._tasks, timeout=grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        hurried = asyncio.ensure_future(self._hurried.wait())
+        running = set(self._tasks)
+        try:
+            while running and not hurried.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                done, _ = await asyncio.wait(
+                    running | {hurried}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                running -= done
+        finally:
+            hurried.cancel()
+        still_running = [task for task in running if not task.done()]
         for task in still_running:
             task.cancel()
         if still_running:

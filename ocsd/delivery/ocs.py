@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
+from collections.abc import Collection
 from typing import Any
 
 from ocsd.delivery.notifier import (
+    SHUTTING_DOWN,
     SUPERSEDED,
     DeliveryFigures,
     Notification,
@@ -59,13 +61,26 @@ class OcsPolicy:
 
     def __init__(self) -> None:
         self._queues: list[_Queue] = []
+        self._active = True  # False while a reload's previous notifier still sends
+        self._activation: asyncio.Task[None] | None = None
 
     def bind(self, workers: Workers) -> None:
         self._workers = workers
         self._queues = [_Queue() for _ in range(workers.pool_size)]
 
     async def start(self, after: asyncio.Task[Any] | None) -> None:
-        """Sends at once: OCS does not wait for the previous pool of a reload."""
+        """Sends at once; after a reload (``after``: the previous notifier's retirement),
+        once the previous notifier is done: a group's next notification, perhaps handed
+        over from it, does not overtake one still in flight there."""
+        if after is not None and not after.done():
+            self._active = False
+            self._activation = asyncio.create_task(self._activate(after), name="ocsd-ocs-after")
+
+    async def _activate(self, after: asyncio.Task[Any]) -> None:
+        await asyncio.wait((after,))
+        self._active = True
+        for index in range(self._workers.pool_size):
+            self._workers.wake(index)
 
     # -- producing -----------------------------------------------------------------------
 
@@ -97,6 +112,8 @@ class OcsPolicy:
     # -- sending -------------------------------------------------------------------------
 
     def take(self, index: int, now: float) -> Notification | None:
+        if not self._active:
+            return None
         return self._queues[index].take()
 
     def next_due(self, index: int) -> float | None:
@@ -124,20 +141,41 @@ class OcsPolicy:
     def figures(self, in_flight: Counter[str]) -> DeliveryFigures:
         return DeliveryFigures(sum(len(q) for q in self._queues) + in_flight.total())
 
-    def close_begins(self) -> None:
-        """Waiting periodic notifications are dropped; queued state ones still go."""
+    def hand_over(self, keep: Collection[int]) -> list[Notification]:
+        """The queued state notifications, but those of the groups in ``keep``, taken out
+        for a successor; the waiting periodic ones are dropped as superseded."""
+        moved: list[Notification] = []
         for queue in self._queues:
             for notification in queue.periodic.values():
-                self._workers.drop(notification, "shutting down", True)
+                self._workers.drop(notification, SUPERSEDED, True)
+            queue.periodic.clear()
+            kept: deque[Notification] = deque()
+            for notification in queue.state:
+                (kept if notification.group_dbid in keep else moved).append(notification)
+            queue.state = kept
+        return moved
+
+    def close_begins(self, reason: str) -> None:
+        """Waiting periodic notifications are dropped; queued state ones still go."""
+        if self._activation is not None and not self._activation.done():
+            self._activation.cancel()  # closing before the previous notifier was done
+        for queue in self._queues:
+            for notification in queue.periodic.values():
+                self._workers.drop(notification, reason, True)
             queue.periodic.clear()
 
-    async def closed(self, abandoned: int) -> None:
-        if abandoned:
-            unsent = sum(len(q.state) for q in self._queues)
+    async def closed(self, abandoned: int, reason: str) -> None:
+        if self._activation is not None:
+            await asyncio.gather(self._activation, return_exceptions=True)
+        unsent = sum(len(q.state) for q in self._queues)
+        if abandoned or unsent:
             log.warning(
-                "notifications abandoned at shutdown",
+                "notifications abandoned at shutdown"
+                if reason == SHUTTING_DOWN
+                else "notifications abandoned by a notifier a reload replaced",
                 in_flight=abandoned,
                 unsent=unsent,
+                reason=reason,
                 uri=self._workers.safe_uri,
             )
-            self._workers.counters.dropped[("state", "shutting down")] += unsent
+            self._workers.counters.dropped[("state", reason)] += unsent

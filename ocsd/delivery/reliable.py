@@ -26,7 +26,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ocsd.delivery.backlog import Backlog
@@ -320,9 +320,7 @@ class ReliablePolicy:
         self._gone = True
         if notification.kind == "state":
             self.backlog.set_attempts(notification)
-        for lane in self._lanes:
-            for dropped in lane.clear_periodic():
-                self.workers.drop(dropped, "delivery stopped (HTTP 410)", True)
+        self._drop_periodic("delivery stopped (HTTP 410)")
         log.error(
             "HTTP notification failed: the receiver answered 410 Gone; delivery to this URI "
             "stopped until the configuration changes (state notifications wait in the outbox)",
@@ -362,17 +360,25 @@ class ReliablePolicy:
             dead_letters_writable=self.dead_letters.error is None,
         )
 
-    def close_begins(self) -> None:
+    def hand_over(self, keep: Collection[int]) -> list[Notification]:
+        """Nothing: state notifications wait in the outbox for a successor to load it."""
+        self._drop_periodic(SUPERSEDED)
+        return []
+
+    def close_begins(self, reason: str) -> None:
         """Nothing more is taken; what is undelivered stays in the outbox."""
         self._closing = True
         self.backlog.flush()
         if self._activation is not None and not self._activation.done():
             self._activation.cancel()
+        self._drop_periodic(reason)
+
+    def _drop_periodic(self, reason: str) -> None:
         for lane in self._lanes:
             for notification in lane.clear_periodic():
-                self.workers.drop(notification, "shutting down", True)
+                self.workers.drop(notification, reason, True)
 
-    async def closed(self, abandoned: int) -> None:
+    async def closed(self, abandoned: int, reason: str) -> None:
         if self._activation is not None:
             await asyncio.gather(self._activation, return_exceptions=True)
         lost = self.backlog.close() if self._backlog is not None else self.outbox.close()

@@ -8,8 +8,9 @@ defining none, is refused as a whole: the daemon keeps running on the previous o
 says why once, and counts it. Everything that can fail is done before anything
 changes; then what changed is applied where it lives: groups gone are removed first,
 their notifications sent by the delivery and tenant still in force, then a new
-notifier for changed delivery options (the old one drains in the background), the
-ticker's interval, the feed's tenant, the engine's clock and groups, the scheduler.
+notifier for changed delivery options (the old one hands its queued state
+notifications over to it and retires in the background, see :meth:`Reloader._hand_over`),
+the ticker's interval, the feed's tenant, the engine's clock and groups, the scheduler.
 
 Requests coalesce: a burst of SIGHUPs (and the file watcher) gives one reload, and one
 more after the burst for what came during the first.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ from ocsd.core.engine import GroupDefinition
 from ocsd.core.identity import Tenant
 from ocsd.core.lifecycle import CampaignGroup
 from ocsd.delivery.errors import DeliveryError
+from ocsd.delivery.notifier import Notifier
 from ocsd.logs import get_logger
 from ocsd.service.config_file import file_stat, fingerprint, read_settled
 from ocsd.service.controller import DaemonState
@@ -126,6 +128,7 @@ class Reloader:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()  # the reload queue, notifier drains
+        self._retiring: set[Notifier] = set()  # notifiers a reload replaced, still sending
         self._stat = _stat(config_path)
         self._fingerprint = fingerprint(config_path)
         self._trigger: str | None = None  # a reload asked for and not begun
@@ -245,10 +248,11 @@ class Reloader:
             # the groups' states may have changed while the delivery was being made
             self._refuse_losing_every_group(wanted)
             now = self._clock()
-            changed = self._remove_groups(wanted, now)  # sent as configured until now
+            gone = [dbid for dbid in self._feed.engine.by_dbid if dbid not in wanted]
+            changed = self._remove_groups(gone, now)  # sent as configured until now
             if handover is not None:
                 changed[:0] = delivery_changes(old, new)
-                self._hand_over(handover)
+                self._hand_over(handover, gone)
         except BaseException:
             if handover is not None and not handover.take_over.is_set():
                 self._abandon(handover)
@@ -276,14 +280,13 @@ class Reloader:
         previous = self._feed.delivery
         take_over = asyncio.Event()
         drain = None
-        if previous is not None:  # when the new one takes over: queued and in-flight POSTs finish
-            drain = self._in_background(
-                _drain_after(take_over, previous.notifier.close), "ocsd-notifier-drain"
-            )
+        if previous is not None:  # when the new one takes over: what it still owes goes out
+            retiring = _retire_after(take_over, previous.notifier, self._retiring)
+            drain = self._in_background(retiring, "ocsd-notifier-drain")
         handover = _Handover(candidate, take_over, drain)
         if candidate is not None:
             try:
-                # a reliable notifier starts sending after the old pool is done, so a
+                # the new notifier starts sending after the old pool is done, so a
                 # group's notifications still in flight there are not overtaken
                 await candidate.notifier.start(after=drain)
             except Exception as exc:
@@ -291,16 +294,22 @@ class Reloader:
                 raise DeliveryError(f"the new delivery cannot start: {exc}") from exc
         return handover
 
-    def _hand_over(self, handover: _Handover) -> None:
-        previous = self._feed.delivery
-        if previous is not None and previous.reliable is not None:
-            candidate = handover.candidate
-            if candidate is None or candidate.reliable is None:
-                log.warning(
-                    "delivery-mode is no longer reliable: what waits in the outbox is "
-                    "delivered when it is reliable again",
-                    outbox=previous.reliable.outbox.path,
-                )
+    def _hand_over(self, handover: _Handover, gone: Collection[int]) -> None:
+        """The new delivery takes over at once (no await), the old one's queued state
+        notifications first, each group's in order, but the groups ``gone``' (the old
+        one sends them, to the URI they were made for, then closes: _retire_after)."""
+        previous, candidate = self._feed.delivery, handover.candidate
+        if previous is not None:
+            self._retiring.add(previous.notifier)  # until _retire_after is done
+        if previous is not None and candidate is not None:
+            _move_queued(previous.notifier, candidate.notifier, gone)
+        no_longer_reliable = candidate is None or candidate.reliable is None
+        if previous is not None and previous.reliable is not None and no_longer_reliable:
+            log.warning(
+                "delivery-mode is no longer reliable: what waits in the outbox is "
+                "delivered when it is reliable again",
+                outbox=previous.reliable.outbox.path,
+            )
         handover.take_over.set()
         self._feed.delivery = handover.candidate
 
@@ -334,12 +343,11 @@ class Reloader:
                 changed.append(f"{field.replace('_', '-')} (applies after a restart)")
         return changed
 
-    def _remove_groups(self, wanted: Mapping[int, GroupDefinition], now: float) -> list[str]:
+    def _remove_groups(self, gone: list[int], now: float) -> list[str]:
         """Groups gone from the configuration: force-unloaded (action 29) through the
         delivery and tenant in force, then removed."""
         changed: list[str] = []
         engine, feed = self._feed.engine, self._feed
-        gone = [dbid for dbid in engine.by_dbid if dbid not in wanted]
         if gone:
             feed.groups_changed()
         for dbid in gone:
@@ -384,23 +392,49 @@ class Reloader:
         return task
 
     async def stop_reloading(self) -> None:
-        """At shutdown, before the delivery closes: no reload starts a notifier now."""
+        """At shutdown, before the delivery closes: no reload starts one; replaced ones hurry."""
         self._stopping = True
         async with self._lock:  # the reload under way has finished or given up
-            pass
+            _hurry(self._retiring, self.settings)
 
     async def stop(self) -> None:
-        """Wait for the reloads and drains under way (at shutdown)."""
+        """Wait for the reloads and drains under way (at shutdown, within its grace)."""
         self._stopping = True
+        _hurry(self._retiring, self.settings)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-async def _drain_after(
-    take_over: asyncio.Event, close: Callable[[], Coroutine[Any, Any, None]]
+def _hurry(retiring: Iterable[Notifier], settings: Settings) -> None:
+    """ocsd stops: notifiers a reload replaced get the shutdown grace, like the one in force."""
+    grace = min(settings.http_response_timeout, settings.shutdown_grace)
+    for notifier in retiring:
+        notifier.hurry(grace)
+
+
+def _move_queued(previous: Notifier, successor: Notifier, gone: Collection[int]) -> None:
+    """The state notifications queued in ``previous``, but the groups ``gone``', go to
+    ``successor`` (before anything new: no await)."""
+    moved = previous.hand_over(keep=gone)
+    for notification in moved:
+        successor.submit(notification)
+    if moved:
+        log.info(
+            "queued state notifications handed over to the new delivery",
+            count=len(moved),
+            uri=successor.safe_uri,
+        )
+
+
+async def _retire_after(
+    take_over: asyncio.Event, notifier: Notifier, retiring: set[Notifier]
 ) -> None:
+    """Once the new delivery took over, ``notifier`` sends what it still owes and closes."""
     await take_over.wait()
-    await close()
+    try:
+        await notifier.retire()
+    finally:
+        retiring.discard(notifier)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
