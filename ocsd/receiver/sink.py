@@ -506,6 +506,8 @@ class Sink:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 judgement = self.too_large()
+            except ConnectionError:  # the sender hung up part-way through: no message
+                return _json({"error": "connection lost"}, 400)
             else:
                 judgement = self.judge(raw, content_type)
         self.take(judgement)

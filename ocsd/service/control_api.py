@@ -358,7 +358,8 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
     """The one place where failures become answers, every one JSON naming the problem:
     the core's typed errors (400 bad parameter, 404 not found, 409 not allowed, 503 not
     now), aiohttp's
-    own (404 route, 405, 413), and anything else: a bug, logged with its traceback, a 500
+    own (404 route, 405, 413), a client gone part-way through (a line at debug level),
+    and anything else: a bug, logged with its traceback, a 500
     without one."""
     try:
         response: web.StreamResponse = await handler(request)
@@ -384,6 +385,13 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         return _error(404, f"no such resource {request.path[:200]}; see /openapi.json")
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason)
+    except ConnectionError as exc:
+        # The client hung up (or was closed as stalled) before its request was read: no
+        # bug, no traceback; the answer below goes nowhere and aiohttp drops it quietly.
+        log.debug(
+            "control client gone", method=request.method, path=request.path[:200], error=str(exc)
+        )
+        return _error(400, "connection lost")
     except Exception:
         # A bug, not a user mistake: log it with its traceback, answer without one.
         log.exception("control request failed", method=request.method, path=request.path)

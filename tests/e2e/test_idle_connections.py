@@ -30,6 +30,10 @@ from support.processes import (
 FILE_LIMIT = 256
 IDLE_SOCKETS = 400
 IDLE_TIMEOUT_S = 2.0
+STALLED_POST = (
+    b"POST /campaigngroups/101 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{"
+)
 
 
 def _lower_file_limit() -> None:  # runs in the child, before ocsd starts
@@ -114,6 +118,22 @@ async def _all_closed_after_the_idle_timeout(sockets: list[Any]) -> None:
     raise AssertionError(f"{still_open} idle connections still open ({closed} closed last)")
 
 
+async def _open_stalled_posts(port: int) -> list[tuple[asyncio.StreamReader, Any]]:
+    """IDLE_SOCKETS POSTs whose body stops after its first byte (opened 50 at a time)."""
+    opened = await _open_idle(port)
+    for _reader, writer in opened:
+        writer.write(STALLED_POST)
+    return opened
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """What the server sent before it closed the connection (b"": not a word)."""
+    try:
+        return await reader.read()
+    except ConnectionError:
+        return b""
+
+
 def _close_all(sockets: list[Any]) -> None:
     for _reader, writer in sockets:
         writer.close()
@@ -142,6 +162,37 @@ async def test_idle_connections_cannot_lock_out_the_control_api(ini_sections, wr
         assert proc.json_lines(
             event="connection limit reached: closing the oldest idle connections"
         )
+
+
+async def test_stalled_request_bodies_cannot_lock_out_the_control_api(
+    ini_sections, write_ini, tmp_path
+):
+    """The probe that locked the API out for good: POSTs whose body stops after one
+    byte. Each is closed (503 over the limit, evicted, or timed out), /healthz answers
+    again, and nothing is logged as an internal error."""
+    _own_file_limit_fits()
+    sections = ini_sections(None)
+    sections["ocsd"]["control-idle-timeout"] = IDLE_TIMEOUT_S
+    async with start_ocsd(write_ini(sections), cwd=tmp_path, preexec_fn=_lower_file_limit) as proc:
+        sockets = await _open_stalled_posts(proc.control_port)
+        try:
+            # every one closed: no deadline before, 30 s is a generous bound for 2 s
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(_answer(reader) for reader, _writer in sockets)),
+                IDLE_TIMEOUT_S + 30,
+            )
+            await _healthz_answers(proc.control_url)
+        finally:
+            _close_all(sockets)
+        refused = [a for a in answers if a]
+        assert all(a.startswith(b"HTTP/1.1 503 Service Unavailable") for a in refused), refused[:3]
+        await asyncio.sleep(0.5)  # the last closes logged, if anything were logged
+        output = proc.stdout_text + proc.stderr_text
+        problems = [
+            w for w in ("control request failed", "Traceback", "AssertionError") if w in output
+        ]
+        assert not problems, f"{len(refused)} answered 503; {problems}: {output[-3000:]}"
+        assert proc.json_lines(event="closed connections whose request body stopped arriving")
 
 
 async def test_idle_connections_cannot_lock_out_the_sink():
