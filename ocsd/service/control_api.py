@@ -151,7 +151,8 @@ def _request_kind(params: dict[str, str]) -> Request:
     for kind in Request:
         if kind.value.lower() == value.lower():
             return kind
-    raise BadParameter("req", f"unknown request {value!r}; one of {accepted}")
+    shown = f"{value[:40]!r}..." if len(value) > 40 else repr(value)  # not 60 KB echoed
+    raise BadParameter("req", f"unknown request {shown}; one of {accepted}")
 
 
 def _dialing_change(params: dict[str, str]) -> DialingChange:
@@ -367,7 +368,7 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
     except BadParameter as exc:
         return _error(400, str(exc), parameter=exc.parameter)
     except NotFound as exc:
-        return _error(404, str(exc).strip("'\""))
+        return _error(404, str(exc))  # NotFound is no KeyError: its text has no quotes
     except NotAllowed as exc:
         return _error(409, str(exc), **exc.detail())
     except Unavailable as exc:

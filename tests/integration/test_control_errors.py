@@ -104,6 +104,7 @@ BAD_PARAMETERS = [
         id="predictive-without-method",
     ),
     pytest.param({"req": "StartDialing", "colour": "blue"}, "colour", id="unknown-parameter"),
+    pytest.param({"req": "Start" * 2000}, "req", id="long-unknown-req"),
     pytest.param(
         {"req": "StartDialing", "GSW_AUTO_COMPLETION": "maybe"},
         "gsw_auto_completion",
@@ -126,6 +127,7 @@ async def test_bad_parameter_is_400_naming_it(
 
     assert status == 400, data
     assert parameter.lower() in data["error"].lower(), f"the error must name {parameter}: {data}"
+    assert len(data["error"]) < 600, "a refusal quotes at most a short part of the request"
     assert await ocsd.control.status_code(101) == 4
     await _assert_only_sentinel_follows(ocsd, receiver, before)
 

@@ -343,6 +343,7 @@ async def test_redirect(mode, harness, make_fault_receiver):
     assert status == 200 and answer == {"resent": 1, "ids": [first]}
     status, answer = await h.control.request("POST", "/deadletters/resend", params={"id": first})
     assert status == 404, answer
+    assert answer["error"] == f"no dead letter with id {first!r}", "quoted whole, as given"
     status, answer = await h.control.request("POST", "/deadletters/resend")
     assert status == 200 and answer["resent"] == len(SCRIPT) - 1
     await assert_reliable_delivery(h, receiver, within=5)
