@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from support.ini import make_sections, render_ini
 from support.net import LOCALHOST, refusing_uri
-from support.processes import clean_env
+from support.processes import Background, background_ocsd
 
 TOKEN = "tok-SECRET-1234567890"
 #: What must never be printed or answered: the token, or enough of it to guess the rest.
@@ -40,15 +34,8 @@ SECRET = b"SECRET-1234567890"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
 
 
-@dataclass
-class Server:
-    port: int
-    proc: subprocess.Popen[bytes]
-    stdout: Path
-    stderr: Path
-
-    def output(self) -> bytes:
-        return self.stdout.read_bytes() + self.stderr.read_bytes()
+class Server(Background):
+    """An ``ocsd run`` or ``ocsd sink`` talked to over raw sockets."""
 
     def exchange(self, payload: bytes, within: float = 10) -> bytes:
         """Send ``payload``, read until the server closes the connection (it must)."""
@@ -71,38 +58,6 @@ class Server:
         return output
 
 
-def start(command: list[str], directory: Path, ready: str) -> Server:
-    stdout, stderr = directory / "stdout.log", directory / "stderr.log"
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ocsd", *command],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=directory,
-            env=clean_env(),
-        )
-    deadline = time.monotonic() + 20
-    while True:
-        assert proc.poll() is None, f"it died: {stderr.read_text()}"
-        assert time.monotonic() < deadline, f"it did not start: {stderr.read_text()}"
-        for line in stdout.read_text(errors="replace").splitlines():
-            if f'"{ready}"' in line:
-                fields = json.loads(line)
-                port = fields.get("control_port") or int(fields["url"].rsplit(":", 1)[1].strip("/"))
-                return Server(int(port), proc, stdout, stderr)
-        time.sleep(0.05)
-
-
-def stop(server: Server) -> None:
-    os.kill(server.proc.pid, signal.SIGTERM)
-    try:
-        server.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.kill(server.proc.pid, signal.SIGKILL)
-        server.proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def ocsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("refusals")
@@ -111,21 +66,17 @@ def ocsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     config = directory / "ocsd.ini"
     config.write_text(render_ini(sections))
-    server = start(["run", "--config", str(config)], directory, "ocsd started")
-    try:
+    command = ["run", "--config", str(config)]
+    with background_ocsd(command, directory, "ocsd started", 20, Server) as server:
         yield server
-    finally:
-        stop(server)
 
 
 @pytest.fixture(scope="module")
 def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("sink")
-    server = start(["sink", "--port", "0"], directory, "ocsd sink listening")
-    try:
+    command = ["sink", "--port", "0"]
+    with background_ocsd(command, directory, "ocsd sink listening", 20, Server) as server:
         yield server
-    finally:
-        stop(server)
 
 
 def parsed(answer: bytes) -> tuple[int, dict[str, str], Any]:

@@ -5,6 +5,8 @@
 - :func:`ocsd_subprocess`: any other long-running command (``ocsd sink``, ``ocsd demo``),
   its output as text lines (:class:`Process`).
 - :func:`run_command`: a short command (``check-config``, ``ctl``...) run to completion.
+- :func:`background_ocsd`: a long-running command for synchronous tests, its output in
+  files (:class:`Background`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from support.net import LOCALHOST
 
@@ -320,3 +323,72 @@ async def ocsd_subprocess(*args: str, env: dict[str, str] | None = None) -> Asyn
         yield process
     finally:
         await process.stop()
+
+
+@dataclass
+class Background:
+    """A long-running ``ocsd`` command for synchronous tests (schemathesis, raw sockets):
+    its stdout and stderr go to files, read whenever a test looks."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def output(self) -> bytes:
+        return self.stdout.read_bytes() + self.stderr.read_bytes()
+
+    def _wait_ready(self, ready: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            assert self.proc.poll() is None, f"it died: {self.stderr.read_text()}"
+            assert time.monotonic() < deadline, f"it did not start: {self.stderr.read_text()}"
+            for line in self.stdout.read_text(errors="replace").splitlines():
+                if f'"{ready}"' in line:
+                    fields = json.loads(line)
+                    port = fields.get("control_port") or fields["url"].rsplit(":", 1)[1]
+                    self.port = int(str(port).strip("/"))
+                    return
+            time.sleep(0.05)
+
+
+AnyBackground = TypeVar("AnyBackground", bound=Background)
+
+
+@contextlib.contextmanager
+def background_ocsd(
+    command: list[str],
+    directory: Path,
+    ready: str,
+    within: float,
+    kind: type[AnyBackground] = Background,  # type: ignore[assignment]
+) -> Iterator[AnyBackground]:
+    """Run ``ocsd <command>`` in ``directory`` until the block ends, then stop it by its
+    pid; ready once its stdout has a JSON line whose event is ``ready`` (which names the
+    port it listens on: ``control_port``, or a ``url``). ``kind``: a subclass of
+    :class:`Background` with a test module's own helpers."""
+    stdout, stderr = directory / "stdout.log", directory / "stderr.log"
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        proc = subprocess.Popen(
+            ocsd_command(*command),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=directory,
+            env=clean_env(),
+        )
+    server = kind(0, proc, stdout, stderr)
+    try:
+        server._wait_ready(ready, within)
+        yield server
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
