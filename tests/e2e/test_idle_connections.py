@@ -139,11 +139,18 @@ def _close_all(sockets: list[Any]) -> None:
         writer.close()
 
 
-async def test_idle_connections_cannot_lock_out_the_control_api(ini_sections, write_ini, tmp_path):
+@contextlib.asynccontextmanager
+async def _ocsd_at_a_low_file_limit(ini_sections, write_ini, tmp_path) -> AsyncIterator[Any]:
+    """``ocsd run`` with a file limit of FILE_LIMIT and control-idle-timeout IDLE_TIMEOUT_S."""
     _own_file_limit_fits()
     sections = ini_sections(None)
     sections["ocsd"]["control-idle-timeout"] = IDLE_TIMEOUT_S
     async with start_ocsd(write_ini(sections), cwd=tmp_path, preexec_fn=_lower_file_limit) as proc:
+        yield proc
+
+
+async def test_idle_connections_cannot_lock_out_the_control_api(ini_sections, write_ini, tmp_path):
+    async with _ocsd_at_a_low_file_limit(ini_sections, write_ini, tmp_path) as proc:
         sockets = await _open_idle(proc.control_port)
         try:
             # 256 files - 64 kept - a pool of 10: at most 182 open, the rest closed at once
@@ -170,10 +177,7 @@ async def test_stalled_request_bodies_cannot_lock_out_the_control_api(
     """The probe that locked the API out for good: POSTs whose body stops after one
     byte. Each is closed (503 over the limit, evicted, or timed out), /healthz answers
     again, and nothing is logged as an internal error."""
-    _own_file_limit_fits()
-    sections = ini_sections(None)
-    sections["ocsd"]["control-idle-timeout"] = IDLE_TIMEOUT_S
-    async with start_ocsd(write_ini(sections), cwd=tmp_path, preexec_fn=_lower_file_limit) as proc:
+    async with _ocsd_at_a_low_file_limit(ini_sections, write_ini, tmp_path) as proc:
         sockets = await _open_stalled_posts(proc.control_port)
         try:
             # every one closed: no deadline before, 30 s is a generous bound for 2 s

@@ -10,6 +10,7 @@ and nothing says "shutting down".
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import structlog
 from support.ini import GROUP_B, IDLE_A, make_sections, replace_ini
@@ -31,6 +32,35 @@ def _sections(uri: str, timeout: float, *, without: str | None = None) -> dict:
     return sections
 
 
+async def _daemon_with_a_backlog(
+    receivers: list, write_ini, control_for, monkeypatch, *, load_b: bool = False
+) -> tuple[Daemon, Path, int]:
+    """A daemon sending to ``receivers[0]`` (every receiver answering slowly) with the 40
+    requests' state notifications, and 102's Load when ``load_b``, waiting in its
+    notifier; the daemon, its file, how many state notifications it produced."""
+    for receiver in receivers:
+        receiver.slow_s = SLOW_S
+        receiver.set_behaviour("slow")
+    monkeypatch.setattr(reload_module, "CONFIG_POLL_S", 3600.0)  # this test's reload only
+    path = write_ini(_sections(receivers[0].url, 5))
+    freeze_heap()
+    daemon = Daemon(load_settings(path), config_path=str(path))
+    await daemon.startup()
+    try:
+        control = control_for(f"http://127.0.0.1:{daemon.control_port}")
+        if load_b:
+            await control.ok(102, "LoadCampaign")
+        for _ in range(CYCLES):
+            for req in REQUESTS:
+                await control.ok(101, req)
+        produced = daemon.feed.counters.sent["state"] + daemon.notifier.pending
+        assert daemon.notifier.pending >= 20, "the receiver answered too fast: no backlog"
+    except BaseException:
+        await daemon.shutdown()
+        raise
+    return daemon, path, produced
+
+
 async def _reload_with_a_backlog(
     first, second, write_ini, control_for, wait_until, monkeypatch, *, remove_b=False
 ) -> tuple[Daemon, list, list]:
@@ -39,24 +69,12 @@ async def _reload_with_a_backlog(
     state notifications received (by arrival). ``remove_b``: group 102 is loaded
     first, and the reload removes it."""
     receivers = [first] if first is second else [first, second]
-    for receiver in receivers:
-        receiver.slow_s = SLOW_S
-        receiver.set_behaviour("slow")
-    monkeypatch.setattr(reload_module, "CONFIG_POLL_S", 3600.0)  # this test's reload only
-    path = write_ini(_sections(first.url, 5))
-    freeze_heap()
-    daemon = Daemon(load_settings(path), config_path=str(path))
-    await daemon.startup()
+    daemon, path, produced = await _daemon_with_a_backlog(
+        receivers, write_ini, control_for, monkeypatch, load_b=remove_b
+    )
+    produced += int(remove_b)  # + 102's force-unload (29) by the reload
+    counters = daemon.feed.counters
     try:
-        control = control_for(f"http://127.0.0.1:{daemon.control_port}")
-        if remove_b:
-            await control.ok(102, "LoadCampaign")
-        for _ in range(CYCLES):
-            for req in REQUESTS:
-                await control.ok(101, req)
-        counters = daemon.feed.counters
-        produced = counters.sent["state"] + daemon.notifier.pending + int(remove_b)  # + 102's 29
-        assert daemon.notifier.pending >= 20, "the receiver answered too fast: no backlog"
         replace_ini(path, _sections(second.url, 6, without=GROUP_B if remove_b else None))
         with structlog.testing.capture_logs() as logs:
             assert await daemon.reload("SIGHUP")
@@ -144,22 +162,11 @@ async def test_a_removed_groups_queued_ones_go_to_the_old_uri(
 
 async def _backlog_then_sending_off(receiver, write_ini, control_for, monkeypatch):
     """A daemon whose 40 requests' notifications wait for ``receiver``, and a file that
-    switches sending off; the daemon, the file, how many were produced."""
-    receiver.slow_s = SLOW_S
-    receiver.set_behaviour("slow")
-    monkeypatch.setattr(reload_module, "CONFIG_POLL_S", 3600.0)
-    path = write_ini(_sections(receiver.url, 5))
-    freeze_heap()
-    daemon = Daemon(load_settings(path), config_path=str(path))
-    await daemon.startup()
-    control = control_for(f"http://127.0.0.1:{daemon.control_port}")
-    for _ in range(CYCLES):
-        for req in REQUESTS:
-            await control.ok(101, req)
-    produced = daemon.feed.counters.sent["state"] + daemon.notifier.pending
-    assert daemon.notifier.pending >= 20, "the receiver answered too fast: no backlog"
-    off = make_sections(None, interval=0, pool_size=2, **IDLE_A)
-    replace_ini(path, off)
+    switches sending off; the daemon and how many were produced."""
+    daemon, path, produced = await _daemon_with_a_backlog(
+        [receiver], write_ini, control_for, monkeypatch
+    )
+    replace_ini(path, make_sections(None, interval=0, pool_size=2, **IDLE_A))
     return daemon, produced
 
 
@@ -212,20 +219,11 @@ async def test_from_ocs_to_reliable_the_queued_ones_go_through_the_outbox(
     make_fault_receiver, write_ini, control_for, wait_until, monkeypatch, tmp_path
 ) -> None:
     receiver = await make_fault_receiver()
-    receiver.slow_s = SLOW_S
-    receiver.set_behaviour("slow")
-    monkeypatch.setattr(reload_module, "CONFIG_POLL_S", 3600.0)
-    path = write_ini(_sections(receiver.url, 5))
-    freeze_heap()
-    daemon = Daemon(load_settings(path), config_path=str(path))
-    await daemon.startup()
+    daemon, path, produced = await _daemon_with_a_backlog(
+        [receiver], write_ini, control_for, monkeypatch
+    )
+    counters = daemon.feed.counters
     try:
-        control = control_for(f"http://127.0.0.1:{daemon.control_port}")
-        for _ in range(CYCLES):
-            for req in REQUESTS:
-                await control.ok(101, req)
-        counters = daemon.feed.counters
-        produced = counters.sent["state"] + daemon.notifier.pending
         reliable = _sections(receiver.url, 5)
         reliable["ocsd"].update(
             {

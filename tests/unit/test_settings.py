@@ -43,6 +43,16 @@ def ini_file(tmp_path: Path, *lines: str, name: str = "ocsd.ini") -> Path:
     return path
 
 
+def sending_to(tmp_path: Path, uri: str) -> Path:
+    """A file that sends to ``uri``, given on its line 3."""
+    return ini_file(
+        tmp_path,
+        "[OCServer]",  # 1
+        "send-campaigngroup-states = true",  # 2
+        f"campaigngroup-states-uri = {uri}",  # 3
+    )
+
+
 def config_error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
         load_settings(path)
@@ -346,12 +356,7 @@ def test_a_configured_uuid_that_is_another_groups_derived_one(tmp_path: Path) ->
     "uri", ["ftp://receiver.example/state", "receiver.example/state", "http:///no-host"]
 )
 def test_uri_must_be_http_or_https(tmp_path: Path, uri: str) -> None:
-    path = ini_file(
-        tmp_path,
-        "[OCServer]",  # 1
-        "send-campaigngroup-states = true",  # 2
-        f"campaigngroup-states-uri = {uri}",  # 3
-    )
+    path = sending_to(tmp_path, uri)  # the URI on line 3
     message = config_error(path)
     assert_names_place(message, path, 3, "OCServer", "campaigngroup-states-uri")
 
@@ -369,12 +374,7 @@ def test_uri_must_be_http_or_https(tmp_path: Path, uri: str) -> None:
 def test_a_uri_the_client_would_misread_is_refused_without_its_password(
     tmp_path: Path, uri: str, says: str
 ) -> None:
-    path = ini_file(
-        tmp_path,
-        "[OCServer]",  # 1
-        "send-campaigngroup-states = true",  # 2
-        f"campaigngroup-states-uri = {uri}",  # 3
-    )
+    path = sending_to(tmp_path, uri)  # the URI on line 3
     message = config_error(path)
     assert_names_place(message, path, 3, "OCServer", "campaigngroup-states-uri")
     assert says in message
@@ -382,12 +382,7 @@ def test_a_uri_the_client_would_misread_is_refused_without_its_password(
 
 
 def test_a_percent_encoded_password_is_accepted(tmp_path: Path) -> None:
-    path = ini_file(
-        tmp_path,
-        "[OCServer]",
-        "send-campaigngroup-states = true",
-        "campaigngroup-states-uri = http://us%2Fer:p%40ss%2Fword@127.0.0.1:8080/events",
-    )
+    path = sending_to(tmp_path, "http://us%2Fer:p%40ss%2Fword@127.0.0.1:8080/events")
     assert load_settings(path).campaigngroup_states_uri.endswith("@127.0.0.1:8080/events")
 
 
