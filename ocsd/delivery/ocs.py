@@ -144,11 +144,9 @@ class OcsPolicy:
     def hand_over(self, keep: Collection[int]) -> list[Notification]:
         """The queued state notifications, but those of the groups in ``keep``, taken out
         for a successor; the waiting periodic ones are dropped as superseded."""
+        self._drop_periodic(SUPERSEDED)
         moved: list[Notification] = []
         for queue in self._queues:
-            for notification in queue.periodic.values():
-                self._workers.drop(notification, SUPERSEDED, True)
-            queue.periodic.clear()
             kept: deque[Notification] = deque()
             for notification in queue.state:
                 (kept if notification.group_dbid in keep else moved).append(notification)
@@ -159,6 +157,9 @@ class OcsPolicy:
         """Waiting periodic notifications are dropped; queued state ones still go."""
         if self._activation is not None and not self._activation.done():
             self._activation.cancel()  # closing before the previous notifier was done
+        self._drop_periodic(reason)
+
+    def _drop_periodic(self, reason: str) -> None:
         for queue in self._queues:
             for notification in queue.periodic.values():
                 self._workers.drop(notification, reason, True)
